@@ -1,0 +1,11 @@
+/* The subcommands of the `clcl` tool. Each takes the arguments after its name and returns
+ * the process exit status: 0 on success, 1 when the work failed, 2 for bad usage. */
+#ifndef CLCL_CLI_H
+#define CLCL_CLI_H
+
+int clcl_cmd_devices(int argc, char **argv);
+
+/* Prints "clcl: <message>" from clcl_last_error() to stderr and returns 1. */
+int clcl_cli_report(const char *what);
+
+#endif

@@ -1,0 +1,27 @@
+/* Shared helpers of the test suite. */
+#ifndef CLCL_TEST_SUPPORT_H
+#define CLCL_TEST_SUPPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clcl/runtime.h"
+
+/* A context on the device CLCL_DEVICE names (the first one when unset); aborts the test
+ * with the library's message when there is none. */
+clcl_context *test_context(void);
+
+/* Asserts |got[i] - ref[i]| <= atol + rtol * |ref[i]| for every i, naming the first
+ * element that is off. */
+void expect_close(const float *got, const double *ref, size_t n, double atol, double rtol,
+                  const char *what);
+
+/* Deterministic pseudo-random numbers for test inputs (splitmix64). */
+uint64_t test_rand_u64(uint64_t *state);
+float test_rand_uniform(uint64_t *state, float lo, float hi);
+
+/* A fresh directory under $TMPDIR (or /tmp) for files a test writes; returns its path in
+ * a static buffer. */
+const char *test_temp_dir(const char *name);
+
+#endif
