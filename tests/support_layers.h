@@ -1,0 +1,81 @@
+/* Plain C references of the layers in double precision, a finite-difference gradient
+ * helper, and small device helpers for the layer tests. */
+#ifndef CLCL_TEST_SUPPORT_LAYERS_H
+#define CLCL_TEST_SUPPORT_LAYERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clcl/tensor.h"
+
+/* ---- references (double in, double out, row-major, NCHW) ------------------------------ */
+
+/* c (m, n, ld ldc) = alpha op(a) op(b) + beta c; op(a) is (m, k), op(b) is (k, n). */
+void ref_gemm(int trans_a, int trans_b, int m, int n, int k, double alpha, const double *a,
+              size_t lda, const double *b, size_t ldb, double beta, double *c, size_t ldc);
+
+typedef struct {
+    int n, c, h, w; /* input */
+    int k, r, s;    /* weights (K, C, R, S) */
+    int stride, pad;
+    int p, q; /* output, filled by ref_conv_geom */
+} ref_conv;
+
+/* Fills p and q from the rest. */
+void ref_conv_geom(ref_conv *g);
+size_t ref_conv_x_count(const ref_conv *g);
+size_t ref_conv_w_count(const ref_conv *g);
+size_t ref_conv_y_count(const ref_conv *g);
+
+void ref_conv2d_forward(const ref_conv *g, const double *x, const double *w, double *y);
+void ref_conv2d_backward_data(const ref_conv *g, const double *dy, const double *w, double *dx);
+void ref_conv2d_backward_weights(const ref_conv *g, const double *x, const double *dy, double *dw);
+
+/* x (N, C, L); mean and biased var (C) are outputs. */
+void ref_batchnorm_train(int n, int c, int l, double eps, const double *x, const double *gamma,
+                         const double *beta, double *y, double *mean, double *var);
+void ref_batchnorm_eval(int n, int c, int l, double eps, const double *x, const double *gamma,
+                        const double *beta, const double *mean, const double *var, double *y);
+void ref_batchnorm_backward(int n, int c, int l, double eps, const double *x, const double *dy,
+                            const double *gamma, double *dx, double *dgamma, double *dbeta);
+
+/* Max pool k x k / stride / pad over (NC, H, W) planes; ties go to the first maximum. */
+void ref_maxpool_forward(int nc, int h, int w, int k, int stride, int pad, const double *x,
+                         double *y);
+void ref_maxpool_backward(int nc, int h, int w, int k, int stride, int pad, const double *x,
+                          const double *dy, double *dx);
+
+/* y (N, out) = x (N, in) w^T (in, out) + b (out, may be NULL). */
+void ref_linear_forward(int n, int in, int out, const double *x, const double *w, const double *b,
+                        double *y);
+
+/* ---- finite differences -------------------------------------------------------------- */
+
+/* out = f(in); n_out values. */
+typedef void (*fd_function)(const double *in, double *out, void *user);
+
+/* Central differences of L(in) = sum_i proj[i] * f(in)[i] at the n_idx inputs idx[],
+ * step h; in is restored. grad[j] is dL/d in[idx[j]]. */
+void fd_gradient(fd_function f, void *user, double *in, size_t n_out, const double *proj, double h,
+                 const size_t *idx, size_t n_idx, double *grad);
+
+/* Up to `max` indices below n in idx (all of them, in order, when n <= max; otherwise a
+ * seeded random choice); returns how many. */
+size_t fd_pick(size_t n, size_t max, uint64_t *rng, size_t *idx);
+
+/* Gathers got[idx[j]] into out[j]. */
+void fd_gather(const float *got, const size_t *idx, size_t n_idx, float *out);
+
+/* ---- host and device helpers --------------------------------------------------------- */
+
+/* n uniform floats in [lo, hi) (malloc'ed). */
+float *test_floats(size_t n, uint64_t *rng, float lo, float hi);
+/* The doubles of n floats (malloc'ed). */
+double *test_doubles(const float *f, size_t n);
+/* A tensor of `shape` holding `host` (NULL: filled with NaN, so that a layer that skips
+ * an element is caught); aborts the test on failure. */
+void test_tensor(clcl_context *ctx, clcl_tensor *t, int ndim, const int *shape, const float *host);
+/* t's contents (malloc'ed). */
+float *test_read(clcl_context *ctx, const clcl_tensor *t);
+
+#endif
