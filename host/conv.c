@@ -1,0 +1,358 @@
+/* 2-D convolution (groups 1, no bias) as im2col + GEMM, a chunk of images per GEMM.
+ *
+ * A chunk of nb images becomes one column matrix col (C*R*S, nb*P*Q) and one GEMM:
+ *   forward          t (K, nb*P*Q)     = w (K, C*R*S) col
+ *   backward data    dcol (C*R*S, nb*P*Q) = w^T t, where t is dy as (K, nb*P*Q)
+ *   backward weights dw (K, C*R*S)    += t col^T, over the chunks
+ * and t moves between (nb, K, P*Q), the image order, and (K, nb, P*Q) by a permute. A 1x1
+ * stride-1 convolution without padding needs no im2col: its column matrix is x itself,
+ * permuted the same way. A chunk of one image needs no permute at all. docs/layers.md says
+ * why this path and how it was measured. */
+#include <stdio.h>
+
+#include "check.h"
+#include "clcl/gemm.h"
+#include "clcl/layers.h"
+#include "layers_internal.h"
+
+/* Bytes the column matrix of one chunk may take (the permute buffer takes less or about
+ * as much); also bounded by the device's largest allocation. */
+#define CONV_COLUMN_BYTES ((size_t)64 << 20)
+
+typedef struct {
+    int n, c, h, w; /* input (N, C, H, W) */
+    int k, r, s;    /* weights (K, C, R, S) */
+    int p, q;       /* output (N, K, P, Q) */
+    int stride, pad;
+    int pointwise; /* 1x1, stride 1, no padding: the input is its own column matrix */
+    int nb;        /* images per chunk */
+} conv_geom;
+
+int clcl_conv2d_out_size(int in, int k, int stride, int pad) {
+    if (in <= 0 || k <= 0 || stride <= 0 || pad < 0 || in + 2 * pad < k)
+        return 0;
+    return (in + 2 * pad - k) / stride + 1;
+}
+
+/* Fills g from x-like (N, C, H, W), w-like (K, C, R, S) and y-like (N, K, P, Q) tensors,
+ * checking that they fit together; the names are for the messages. */
+static clcl_status conv_geometry(const char *fn, const char *xname, const clcl_tensor *x,
+                                 const char *wname, const clcl_tensor *w, const char *yname,
+                                 const clcl_tensor *y, int stride, int pad, conv_geom *g) {
+    char tx[120], tw[120];
+    CLCL_TRY(clcl_layers_expect_ndim(fn, xname, x, 4));
+    CLCL_TRY(clcl_layers_expect_ndim(fn, wname, w, 4));
+    if (stride < 1 || pad < 0)
+        return clcl_fail(CLCL_ERR_ARGUMENT, "%s: stride %d, pad %d: expected stride >= 1, pad >= 0",
+                         fn, stride, pad);
+    if (x->shape[1] != w->shape[1])
+        return clcl_fail(CLCL_ERR_SHAPE,
+                         "%s: %s and %s: expected the same channels C in "
+                         "x (N, C, H, W) and w (K, C, R, S)",
+                         fn, clcl_layers_describe(xname, x, tx, sizeof tx),
+                         clcl_layers_describe(wname, w, tw, sizeof tw));
+    *g = (conv_geom){.n = x->shape[0],
+                     .c = x->shape[1],
+                     .h = x->shape[2],
+                     .w = x->shape[3],
+                     .k = w->shape[0],
+                     .r = w->shape[2],
+                     .s = w->shape[3],
+                     .stride = stride,
+                     .pad = pad};
+    g->p = clcl_conv2d_out_size(g->h, g->r, stride, pad);
+    g->q = clcl_conv2d_out_size(g->w, g->s, stride, pad);
+    if (g->p == 0 || g->q == 0)
+        return clcl_fail(CLCL_ERR_SHAPE,
+                         "%s: %s with %s, stride %d, pad %d: the window is "
+                         "larger than the padded input",
+                         fn, clcl_layers_describe(xname, x, tx, sizeof tx),
+                         clcl_layers_describe(wname, w, tw, sizeof tw), stride, pad);
+    CLCL_TRY(clcl_layers_expect_shape(fn, yname, y, 4, (int[]){g->n, g->k, g->p, g->q}));
+    g->pointwise = g->r == 1 && g->s == 1 && stride == 1 && pad == 0;
+    return CLCL_OK;
+}
+
+/* Chooses the images per chunk: as many as the column budget (and max_images, when
+ * positive) allow, then evened out over the chunks so that the last one is not a sliver. */
+static clcl_status conv_plan(clcl_context *ctx, const char *fn, int max_images, conv_geom *g) {
+    const clcl_device_info *dev = clcl_context_device(ctx);
+    size_t budget = CONV_COLUMN_BYTES < dev->max_alloc ? CONV_COLUMN_BYTES : dev->max_alloc;
+    size_t rows = (size_t)g->c * g->r * g->s;
+    if ((size_t)g->k > rows)
+        rows = (size_t)g->k;
+    size_t per_image = rows * (size_t)g->p * g->q * sizeof(float);
+    if (per_image > budget)
+        return clcl_fail(CLCL_ERR_TOO_LARGE,
+                         "%s: one image's column matrix needs %zu bytes, more "
+                         "than the %zu this device allows in one buffer",
+                         fn, per_image, budget);
+    size_t fit = budget / per_image;
+    int nb = fit < (size_t)g->n ? (int)fit : g->n;
+    if (max_images > 0 && nb > max_images)
+        nb = max_images;
+    int chunks = (g->n + nb - 1) / nb;
+    g->nb = (g->n + chunks - 1) / chunks;
+    return CLCL_OK;
+}
+
+/* The column matrix (C*R*S, nb*P*Q) of images n0 .. n0+nb-1 of x, built in `col`, at
+ * *out + *out_off: im2col; for a pointwise convolution the permute (nb, C, H*W) ->
+ * (C, nb, H*W), or x's own slice when nb is 1. */
+static clcl_status conv_columns(clcl_context *ctx, const conv_geom *g, const clcl_tensor *x, int n0,
+                                int nb, cl_mem col, cl_mem *out, size_t *out_off) {
+    cl_kernel k;
+    int x_off = n0 * g->c * g->h * g->w;
+    *out = col;
+    *out_off = 0;
+    if (g->pointwise && nb == 1) {
+        *out = x->buf;
+        *out_off = (size_t)x_off;
+        return CLCL_OK;
+    }
+    if (g->pointwise) {
+        CLCL_TRY(clcl_context_kernel(ctx, "conv", "knl_from_nkl", NULL, &k));
+        CLCL_TRY(clcl_kernel_args(k, CLCL_ARG_MEM(x->buf), CLCL_ARG_INT(x_off), CLCL_ARG_MEM(col),
+                                  CLCL_ARG_INT(0), CLCL_ARG_INT(nb), CLCL_ARG_INT(g->c),
+                                  CLCL_ARG_INT(g->h * g->w)));
+        size_t global[3] = {(size_t)g->h * g->w, (size_t)g->c, (size_t)nb};
+        return clcl_layers_launch(ctx, k, 3, global);
+    }
+    CLCL_TRY(clcl_context_kernel(ctx, "conv", "im2col", NULL, &k));
+    CLCL_TRY(clcl_kernel_args(k, CLCL_ARG_MEM(x->buf), CLCL_ARG_INT(x_off), CLCL_ARG_MEM(col),
+                              CLCL_ARG_INT(nb), CLCL_ARG_INT(g->c), CLCL_ARG_INT(g->h),
+                              CLCL_ARG_INT(g->w), CLCL_ARG_INT(g->r), CLCL_ARG_INT(g->s),
+                              CLCL_ARG_INT(g->p), CLCL_ARG_INT(g->q), CLCL_ARG_INT(g->stride),
+                              CLCL_ARG_INT(g->pad)));
+    size_t global[2] = {(size_t)nb * g->p * g->q, (size_t)g->c * g->r * g->s};
+    return clcl_layers_launch(ctx, k, 2, global);
+}
+
+/* The permute between image order (nb, rows, L) at `img_off` of `img` and chunk order
+ * (rows, nb, L) in `chunk`; to_image picks the direction. */
+static clcl_status conv_permute(clcl_context *ctx, int to_image, cl_mem img, int img_off,
+                                cl_mem chunk, int nb, int rows, int l) {
+    cl_kernel k;
+    size_t global[3] = {(size_t)l, (size_t)rows, (size_t)nb};
+    if (to_image) {
+        CLCL_TRY(clcl_context_kernel(ctx, "conv", "nkl_from_knl", NULL, &k));
+        CLCL_TRY(clcl_kernel_args(k, CLCL_ARG_MEM(chunk), CLCL_ARG_INT(0), CLCL_ARG_MEM(img),
+                                  CLCL_ARG_INT(img_off), CLCL_ARG_INT(nb), CLCL_ARG_INT(rows),
+                                  CLCL_ARG_INT(l)));
+    } else {
+        CLCL_TRY(clcl_context_kernel(ctx, "conv", "knl_from_nkl", NULL, &k));
+        CLCL_TRY(clcl_kernel_args(k, CLCL_ARG_MEM(img), CLCL_ARG_INT(img_off), CLCL_ARG_MEM(chunk),
+                                  CLCL_ARG_INT(0), CLCL_ARG_INT(nb), CLCL_ARG_INT(rows),
+                                  CLCL_ARG_INT(l)));
+    }
+    return clcl_layers_launch(ctx, k, 3, global);
+}
+
+/* dx images n0 .. n0+nb-1 from dcol (C*R*S, nb*P*Q): col2im, or for a pointwise
+ * convolution the permute back. */
+static clcl_status conv_uncolumns(clcl_context *ctx, const conv_geom *g, cl_mem dcol, int n0,
+                                  int nb, const clcl_tensor *dx) {
+    cl_kernel k;
+    int dx_off = n0 * g->c * g->h * g->w;
+    if (g->pointwise)
+        return conv_permute(ctx, 1, dx->buf, dx_off, dcol, nb, g->c, g->h * g->w);
+    CLCL_TRY(clcl_context_kernel(ctx, "conv", "col2im", NULL, &k));
+    CLCL_TRY(clcl_kernel_args(k, CLCL_ARG_MEM(dcol), CLCL_ARG_MEM(dx->buf), CLCL_ARG_INT(dx_off),
+                              CLCL_ARG_INT(nb), CLCL_ARG_INT(g->c), CLCL_ARG_INT(g->h),
+                              CLCL_ARG_INT(g->w), CLCL_ARG_INT(g->r), CLCL_ARG_INT(g->s),
+                              CLCL_ARG_INT(g->p), CLCL_ARG_INT(g->q), CLCL_ARG_INT(g->stride),
+                              CLCL_ARG_INT(g->pad)));
+    size_t global[3] = {(size_t)g->w, (size_t)g->h, (size_t)nb * g->c};
+    return clcl_layers_launch(ctx, k, 3, global);
+}
+
+/* Takes the chunk buffers from the pool: col (C*R*S, nb*P*Q) and t (K, nb*P*Q). */
+static clcl_status conv_buffers(const char *fn, clcl_pool *scratch, const conv_geom *g,
+                                clcl_tensor *col, clcl_tensor *t) {
+    if (!scratch)
+        return clcl_fail(CLCL_ERR_ARGUMENT, "%s: scratch pool is NULL; pass a clcl_pool", fn);
+    int cols = g->nb * g->p * g->q;
+    CLCL_TRY(clcl_pool_tensor(scratch, col, 2, (int[]){g->c * g->r * g->s, cols}));
+    clcl_status st = clcl_pool_tensor(scratch, t, 2, (int[]){g->k, cols});
+    if (st != CLCL_OK)
+        clcl_pool_release(scratch, col);
+    return st;
+}
+
+static void conv_release(clcl_pool *scratch, clcl_tensor *col, clcl_tensor *t) {
+    if (col->buf)
+        clcl_pool_release(scratch, col);
+    if (t->buf)
+        clcl_pool_release(scratch, t);
+}
+
+clcl_status clcl_conv2d_forward_chunks(clcl_context *ctx, clcl_pool *scratch, const clcl_tensor *x,
+                                       const clcl_tensor *w, int stride, int pad, clcl_tensor *y,
+                                       int max_images) {
+    const char *fn = "conv2d_forward";
+    clcl_tensor col = {0}, t = {0};
+    conv_geom g;
+    clcl_status st = CLCL_OK;
+
+    CLCL_TRY(conv_geometry(fn, "x", x, "w", w, "y", y, stride, pad, &g));
+    CLCL_TRY(conv_plan(ctx, fn, max_images, &g));
+    CLCL_TRY(conv_buffers(fn, scratch, &g, &col, &t));
+    const int crs = g.c * g.r * g.s, pq = g.p * g.q;
+    for (int n0 = 0; n0 < g.n; n0 += g.nb) {
+        int nb = g.n - n0 < g.nb ? g.n - n0 : g.nb;
+
+        /* t (K, nb*P*Q) = w (K, C*R*S) col; a single image's t is its slice of y */
+        cl_mem b;
+        size_t b_off;
+        CLCL_TRY_GOTO(st, conv_columns(ctx, &g, x, n0, nb, col.buf, &b, &b_off), done);
+        clcl_gemm_args ga = {.m = g.k,
+                             .n = nb * pq,
+                             .k = crs,
+                             .alpha = 1.0f,
+                             .a = w->buf,
+                             .lda = (size_t)crs,
+                             .b = b,
+                             .b_offset = b_off,
+                             .ldb = (size_t)nb * pq,
+                             .c = t.buf,
+                             .ldc = (size_t)nb * pq};
+        if (nb == 1) {
+            ga.c = y->buf;
+            ga.c_offset = (size_t)n0 * g.k * pq;
+        }
+        CLCL_TRY_GOTO(st, clcl_gemm(ctx, &ga), done);
+        if (nb > 1)
+            CLCL_TRY_GOTO(st, conv_permute(ctx, 1, y->buf, n0 * g.k * pq, t.buf, nb, g.k, pq),
+                          done);
+    }
+done:
+    conv_release(scratch, &col, &t);
+    return st;
+}
+
+clcl_status clcl_conv2d_backward_data_chunks(clcl_context *ctx, clcl_pool *scratch,
+                                             const clcl_tensor *dy, const clcl_tensor *w,
+                                             int stride, int pad, clcl_tensor *dx, int max_images) {
+    const char *fn = "conv2d_backward_data";
+    clcl_tensor col = {0}, t = {0};
+    conv_geom g;
+    clcl_status st = CLCL_OK;
+
+    CLCL_TRY(conv_geometry(fn, "dx", dx, "w", w, "dy", dy, stride, pad, &g));
+    CLCL_TRY(conv_plan(ctx, fn, max_images, &g));
+    CLCL_TRY(conv_buffers(fn, scratch, &g, &col, &t));
+    const int crs = g.c * g.r * g.s, pq = g.p * g.q;
+    for (int n0 = 0; n0 < g.n; n0 += g.nb) {
+        int nb = g.n - n0 < g.nb ? g.n - n0 : g.nb;
+
+        /* dy's chunk as (K, nb*P*Q): a single image's slice of dy is that already */
+        cl_mem b = t.buf;
+        size_t b_off = 0;
+        if (nb > 1)
+            CLCL_TRY_GOTO(st, conv_permute(ctx, 0, dy->buf, n0 * g.k * pq, t.buf, nb, g.k, pq),
+                          done);
+        else {
+            b = dy->buf;
+            b_off = (size_t)n0 * g.k * pq;
+        }
+
+        /* dcol (C*R*S, nb*P*Q) = w^T dy, then back to image order; a pointwise
+         * convolution's single image is written in place */
+        clcl_gemm_args ga = {.trans_a = 1,
+                             .m = crs,
+                             .n = nb * pq,
+                             .k = g.k,
+                             .alpha = 1.0f,
+                             .a = w->buf,
+                             .lda = (size_t)crs,
+                             .b = b,
+                             .b_offset = b_off,
+                             .ldb = (size_t)nb * pq,
+                             .c = col.buf,
+                             .ldc = (size_t)nb * pq};
+        int in_place = g.pointwise && nb == 1;
+        if (in_place) {
+            ga.c = dx->buf;
+            ga.c_offset = (size_t)n0 * g.c * g.h * g.w;
+        }
+        CLCL_TRY_GOTO(st, clcl_gemm(ctx, &ga), done);
+        if (!in_place)
+            CLCL_TRY_GOTO(st, conv_uncolumns(ctx, &g, col.buf, n0, nb, dx), done);
+    }
+done:
+    conv_release(scratch, &col, &t);
+    return st;
+}
+
+clcl_status clcl_conv2d_backward_weights_chunks(clcl_context *ctx, clcl_pool *scratch,
+                                                const clcl_tensor *x, const clcl_tensor *dy,
+                                                int stride, int pad, clcl_tensor *dw,
+                                                int max_images) {
+    const char *fn = "conv2d_backward_weights";
+    char tdw[120];
+    clcl_tensor col = {0}, t = {0};
+    conv_geom g;
+    clcl_status st = CLCL_OK;
+
+    CLCL_TRY(clcl_layers_expect_ndim(fn, "dw", dw, 4));
+    CLCL_TRY(conv_geometry(fn, "x", x, "dw", dw, "dy", dy, stride, pad, &g));
+    if (dw->buf == x->buf || dw->buf == dy->buf)
+        return clcl_fail(CLCL_ERR_ARGUMENT, "%s: %s shares its buffer with an input", fn,
+                         clcl_layers_describe("dw", dw, tdw, sizeof tdw));
+    CLCL_TRY(conv_plan(ctx, fn, max_images, &g));
+    CLCL_TRY(conv_buffers(fn, scratch, &g, &col, &t));
+    const int crs = g.c * g.r * g.s, pq = g.p * g.q;
+    for (int n0 = 0; n0 < g.n; n0 += g.nb) {
+        int nb = g.n - n0 < g.nb ? g.n - n0 : g.nb;
+
+        /* dy's chunk as (K, nb*P*Q), x's as its column matrix */
+        cl_mem a = t.buf;
+        size_t a_off = 0;
+        if (nb > 1)
+            CLCL_TRY_GOTO(st, conv_permute(ctx, 0, dy->buf, n0 * g.k * pq, t.buf, nb, g.k, pq),
+                          done);
+        else {
+            a = dy->buf;
+            a_off = (size_t)n0 * g.k * pq;
+        }
+        cl_mem b;
+        size_t b_off;
+        CLCL_TRY_GOTO(st, conv_columns(ctx, &g, x, n0, nb, col.buf, &b, &b_off), done);
+
+        /* dw (K, C*R*S) = sum over the chunks of dy col^T: the first chunk writes */
+        clcl_gemm_args ga = {.trans_b = 1,
+                             .m = g.k,
+                             .n = crs,
+                             .k = nb * pq,
+                             .alpha = 1.0f,
+                             .beta = n0 == 0 ? 0.0f : 1.0f,
+                             .a = a,
+                             .a_offset = a_off,
+                             .lda = (size_t)nb * pq,
+                             .b = b,
+                             .b_offset = b_off,
+                             .ldb = (size_t)nb * pq,
+                             .c = dw->buf,
+                             .ldc = (size_t)crs};
+        CLCL_TRY_GOTO(st, clcl_gemm(ctx, &ga), done);
+    }
+done:
+    conv_release(scratch, &col, &t);
+    return st;
+}
+
+clcl_status clcl_conv2d_forward(clcl_context *ctx, clcl_pool *scratch, const clcl_tensor *x,
+                                const clcl_tensor *w, int stride, int pad, clcl_tensor *y) {
+    return clcl_conv2d_forward_chunks(ctx, scratch, x, w, stride, pad, y, 0);
+}
+
+clcl_status clcl_conv2d_backward_data(clcl_context *ctx, clcl_pool *scratch, const clcl_tensor *dy,
+                                      const clcl_tensor *w, int stride, int pad, clcl_tensor *dx) {
+    return clcl_conv2d_backward_data_chunks(ctx, scratch, dy, w, stride, pad, dx, 0);
+}
+
+clcl_status clcl_conv2d_backward_weights(clcl_context *ctx, clcl_pool *scratch,
+                                         const clcl_tensor *x, const clcl_tensor *dy, int stride,
+                                         int pad, clcl_tensor *dw) {
+    return clcl_conv2d_backward_weights_chunks(ctx, scratch, x, dy, stride, pad, dw, 0);
+}
