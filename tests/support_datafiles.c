@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -116,7 +117,7 @@ void test_write_bytes(const char *path, const void *data, size_t n) {
 void test_write_image(const char *path, int w, int h, int comp, const uint8_t *pixels) {
     const char *dot = strrchr(path, '.');
     int ok;
-    if (dot && strcmp(dot, ".png") == 0)
+    if (dot && strcasecmp(dot, ".png") == 0)
         ok = stbi_write_png(path, w, h, comp, pixels, w * comp);
     else
         ok = stbi_write_jpg(path, w, h, comp, pixels, 100);
