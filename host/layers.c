@@ -196,9 +196,11 @@ clcl_status clcl_avgpool_backward(clcl_context *ctx, const clcl_tensor *dy, clcl
 
 /* ---- linear -------------------------------------------------------------------------- */
 
-/* Checks x (N, in), w (out, in), b (out) or NULL, y (N, out); y may be dy. */
+/* Checks x (N, in), w (out, in), b (out) or NULL, y (N, out); the names (b or db, y or
+ * dy) are for the messages. */
 static clcl_status linear_check(const char *fn, const clcl_tensor *x, const clcl_tensor *w,
-                                const clcl_tensor *b, const char *yname, const clcl_tensor *y) {
+                                const char *bname, const clcl_tensor *b, const char *yname,
+                                const clcl_tensor *y) {
     char tx[120], tw[120];
     CLCL_TRY(clcl_layers_expect_ndim(fn, "x", x, 2));
     CLCL_TRY(clcl_layers_expect_ndim(fn, "w", w, 2));
@@ -207,14 +209,14 @@ static clcl_status linear_check(const char *fn, const clcl_tensor *x, const clcl
                          clcl_layers_describe("x", x, tx, sizeof tx),
                          clcl_layers_describe("w", w, tw, sizeof tw));
     if (b)
-        CLCL_TRY(clcl_layers_expect_shape(fn, "b", b, 1, (int[]){w->shape[0]}));
+        CLCL_TRY(clcl_layers_expect_shape(fn, bname, b, 1, (int[]){w->shape[0]}));
     return clcl_layers_expect_shape(fn, yname, y, 2, (int[]){x->shape[0], w->shape[0]});
 }
 
 clcl_status clcl_linear_forward(clcl_context *ctx, const clcl_tensor *x, const clcl_tensor *w,
                                 const clcl_tensor *b, clcl_tensor *y) {
     cl_kernel k;
-    CLCL_TRY(linear_check("linear_forward", x, w, b, "y", y));
+    CLCL_TRY(linear_check("linear_forward", x, w, "b", b, "y", y));
     const int n = x->shape[0], in = x->shape[1], out = w->shape[0];
 
     /* y = b in every row, then y += x w^T; without a bias the GEMM writes y alone. */
@@ -243,7 +245,7 @@ clcl_status clcl_linear_backward(clcl_context *ctx, clcl_pool *scratch, const cl
                                  const clcl_tensor *w, const clcl_tensor *dy, clcl_tensor *dx,
                                  clcl_tensor *dw, clcl_tensor *db) {
     cl_kernel k;
-    CLCL_TRY(linear_check("linear_backward", x, w, db, "dy", dy));
+    CLCL_TRY(linear_check("linear_backward", x, w, "db", db, "dy", dy));
     CLCL_TRY(clcl_layers_expect_shape("linear_backward", "dw", dw, 2, w->shape));
     if (dx)
         CLCL_TRY(clcl_layers_expect_shape("linear_backward", "dx", dx, 2, x->shape));
