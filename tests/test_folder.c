@@ -345,7 +345,7 @@ Test(folder, corrupt_inputs_name_the_file) {
     /* ...and at the read that needs it when streamed. */
     cfg.memory_budget = 1;
     clcl_dataset *ds = open_ok(&cfg);
-    uint8_t img[3 * 64];
+    uint8_t img[3 * 3 * 64];
     int index[3] = {0, 1, 2};
     clcl_status st = clcl_dataset_read(ds, index, 3, img, NULL);
     cr_assert_eq(st, CLCL_ERR_FORMAT);
