@@ -48,10 +48,9 @@ clcl_status clcl_records_add(clcl_records *r, const char *path, int64_t header, 
     int64_t body = size - header;
     if (body <= 0 || body % record != 0)
         return clcl_fail(CLCL_ERR_FORMAT,
-                         "%s: %s: %lld bytes is not %s%lld plus a whole, positive number of "
-                         "%d-byte records (truncated or not this format?)",
-                         r->what, path, (long long)size, header ? "a header of " : "",
-                         (long long)header, record);
+                         "%s: %s: %lld bytes%s is not a whole, positive number of %d-byte "
+                         "records (truncated, or not this format?)",
+                         r->what, path, (long long)body, header ? " after the header" : "", record);
     if (body / record + clcl_records_count(r) > (1 << 30))
         return clcl_fail(CLCL_ERR_FORMAT, "%s: %s: more than 2^30 images", r->what, path);
 
