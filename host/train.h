@@ -57,5 +57,7 @@ clcl_status clcl_train_resolve(clcl_train_config *c, const clcl_flag *flags, int
 /* The settings as one JSON object (config.json) and as the config dump's lines. */
 void clcl_train_config_json(FILE *out, const clcl_train_config *c);
 void clcl_train_config_dump(FILE *out, const clcl_train_config *c);
+/* Reads a config.json that clcl_train_config_json wrote. */
+clcl_status clcl_train_config_read(const char *path, clcl_train_config *c);
 
 #endif

@@ -1,4 +1,5 @@
 /* The settings of a training run: flags, presets, checks, and their dump. */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,4 +258,60 @@ void clcl_train_config_dump(FILE *out, const clcl_train_config *c) {
             print_value(out, &s[i], 0);
         fputc('\n', out);
     }
+}
+
+/* The value after "name": in a config.json that clcl wrote; strings are unescaped into a
+ * fresh allocation that lives as long as the process (the settings do). */
+static int read_setting(const char *text, const setting *s) {
+    char pattern[80];
+    snprintf(pattern, sizeof pattern, "\"%s\": ", s->name);
+    const char *p = strstr(text, pattern);
+    if (!p)
+        return -1;
+    p += strlen(pattern);
+    char *end;
+    switch (s->k) {
+        case S: {
+            if (*p++ != '"')
+                return -1;
+            char *out = malloc(strlen(p) + 1), *o = out;
+            if (!out)
+                return -1;
+            for (; *p && *p != '"'; p++)
+                *o++ = *p == '\\' && p[1] ? *++p : *p;
+            *o = '\0';
+            *(const char **)s->v = out;
+            return *p == '"' ? 0 : -1;
+        }
+        case I:
+            *(int *)s->v = (int)strtol(p, &end, 10);
+            break;
+        case D:
+            *(double *)s->v = strtod(p, &end);
+            break;
+        case U:
+            *(unsigned long long *)s->v = strtoull(p, &end, 10);
+            break;
+    }
+    return end == p ? -1 : 0;
+}
+
+clcl_status clcl_train_config_read(const char *path, clcl_train_config *c) {
+    FILE *f = fopen(path, "rb");
+    char text[16384];
+    if (!f)
+        return clcl_fail(CLCL_ERR_IO,
+                         "cannot read %s: %s (is this a clcl training "
+                         "directory?)",
+                         path, strerror(errno));
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    clcl_train_defaults(c);
+    setting s[64];
+    int count = settings((clcl_train_config *)c, s);
+    for (int i = 0; i < count; i++)
+        if (read_setting(text, &s[i]) != 0)
+            return clcl_fail(CLCL_ERR_FORMAT, "%s: no valid \"%s\"", path, s[i].name);
+    return CLCL_OK;
 }
