@@ -5,52 +5,65 @@
  * Its column matrix is (C*R*S, nb*P*Q), row-major: row (c, r, s), column (n, p, q). Every
  * kernel writes each output element exactly once, with a fixed summation order. */
 
+#ifndef COL2IM_STRIDE
+#define COL2IM_STRIDE 1 /* col2im's stride, fixed at build time: divisions by it are cheap */
+#endif
+
 /* col[(c, r, s), (n, p, q)] = x[n, c, p*stride - pad + r, q*stride - pad + s], 0 outside.
- * Global size: (nb*P*Q, C*R*S). */
+ * One work-item per output row segment (all q of one p). Global size: (P, C*R*S*nb);
+ * dimension 1 runs over (row, n), so the column index is contiguous in (p, q). */
 __kernel void im2col(__global const float *x, const int x_off, __global float *col, const int nb,
                      const int C, const int H, const int W, const int R, const int S, const int P,
                      const int Q, const int stride, const int pad) {
-    const int j = get_global_id(0);   /* column: (n, p, q) */
-    const int row = get_global_id(1); /* row: (c, r, s) */
-    const int pq = P * Q;
-    if (j >= nb * pq || row >= C * R * S)
+    const int p = get_global_id(0), z = get_global_id(1);
+    if (p >= P || z >= C * R * S * nb)
         return;
 
-    const int n = j / pq, p = (j - n * pq) / Q, q = j - n * pq - p * Q;
+    const int row = z / nb, n = z - row * nb;
     const int c = row / (R * S), r = (row / S) % R, s = row % S;
-    const int h = p * stride - pad + r, w = q * stride - pad + s;
-    float v = 0.0f;
-    if (h >= 0 && h < H && w >= 0 && w < W)
-        v = x[x_off + ((n * C + c) * H + h) * W + w];
-    col[(size_t)row * (nb * pq) + j] = v;
+    const int h = p * stride - pad + r;
+    __global float *out = col + ((size_t)z * P + p) * Q;
+    if (h < 0 || h >= H) {
+        for (int q = 0; q < Q; q++)
+            out[q] = 0.0f;
+        return;
+    }
+    __global const float *in = x + x_off + ((n * C + c) * H + h) * W;
+    for (int q = 0; q < Q; q++) {
+        const int w = q * stride - pad + s;
+        out[q] = w >= 0 && w < W ? in[w] : 0.0f;
+    }
 }
 
 /* The adjoint of im2col: dx[n, c, h, w] = sum of the column entries that read it, summed
- * in (r, s) order. Global size: (W, H, nb*C). */
+ * in (r, s) order; the stride is COL2IM_STRIDE. One work-item per row of dx. Global size:
+ * (H, nb*C). */
 __kernel void col2im(__global const float *col, __global float *dx, const int dx_off, const int nb,
                      const int C, const int H, const int W, const int R, const int S, const int P,
-                     const int Q, const int stride, const int pad) {
-    const int w = get_global_id(0), h = get_global_id(1), nc = get_global_id(2);
-    if (w >= W || h >= H || nc >= nb * C)
+                     const int Q, const int pad) {
+    const int h = get_global_id(0), nc = get_global_id(1);
+    if (h >= H || nc >= nb * C)
         return;
 
     const int n = nc / C, c = nc - n * C;
-    const int pq = P * Q, cols = nb * pq;
-    float sum = 0.0f;
-    for (int r = 0; r < R; r++) {
-        const int ph = h + pad - r; /* = p * stride */
-        if (ph < 0 || ph % stride != 0 || ph / stride >= P)
-            continue;
-        const int p = ph / stride;
-        for (int s = 0; s < S; s++) {
-            const int qw = w + pad - s;
-            if (qw < 0 || qw % stride != 0 || qw / stride >= Q)
+    const size_t cols = (size_t)nb * P * Q;
+    __global const float *base = col + (size_t)c * R * S * cols + (size_t)n * P * Q;
+    __global float *out = dx + dx_off + ((size_t)nc * H + h) * W;
+    for (int w = 0; w < W; w++) {
+        float sum = 0.0f;
+        for (int r = 0; r < R; r++) {
+            const int ph = h + pad - r; /* = p * stride */
+            if (ph < 0 || ph % COL2IM_STRIDE != 0 || ph / COL2IM_STRIDE >= P)
                 continue;
-            const int q = qw / stride;
-            sum += col[(size_t)((c * R + r) * S + s) * cols + n * pq + p * Q + q];
+            __global const float *line = base + (size_t)r * S * cols + (ph / COL2IM_STRIDE) * Q;
+            for (int s = 0; s < S; s++) {
+                const int qw = w + pad - s;
+                if (qw >= 0 && qw % COL2IM_STRIDE == 0 && qw / COL2IM_STRIDE < Q)
+                    sum += line[(size_t)s * cols + qw / COL2IM_STRIDE];
+            }
         }
+        out[w] = sum;
     }
-    dx[dx_off + (nc * H + h) * W + w] = sum;
 }
 
 /* dst (nb, K, L) at element dst_off = src (K, nb, L) at src_off: a chunk's GEMM result back

@@ -124,7 +124,7 @@ static clcl_status conv_columns(clcl_context *ctx, const conv_geom *g, const clc
                               CLCL_ARG_INT(g->w), CLCL_ARG_INT(g->r), CLCL_ARG_INT(g->s),
                               CLCL_ARG_INT(g->p), CLCL_ARG_INT(g->q), CLCL_ARG_INT(g->stride),
                               CLCL_ARG_INT(g->pad)));
-    size_t global[2] = {(size_t)nb * g->p * g->q, (size_t)g->c * g->r * g->s};
+    size_t global[2] = {(size_t)g->p, (size_t)g->c * g->r * g->s * nb};
     return clcl_layers_launch(ctx, k, 2, global);
 }
 
@@ -156,14 +156,15 @@ static clcl_status conv_uncolumns(clcl_context *ctx, const conv_geom *g, cl_mem 
     int dx_off = n0 * g->c * g->h * g->w;
     if (g->pointwise)
         return conv_permute(ctx, 1, dx->buf, dx_off, dcol, nb, g->c, g->h * g->w);
-    CLCL_TRY(clcl_context_kernel(ctx, "conv", "col2im", NULL, &k));
+    char options[32];
+    snprintf(options, sizeof options, "-DCOL2IM_STRIDE=%d", g->stride);
+    CLCL_TRY(clcl_context_kernel(ctx, "conv", "col2im", options, &k));
     CLCL_TRY(clcl_kernel_args(k, CLCL_ARG_MEM(dcol), CLCL_ARG_MEM(dx->buf), CLCL_ARG_INT(dx_off),
                               CLCL_ARG_INT(nb), CLCL_ARG_INT(g->c), CLCL_ARG_INT(g->h),
                               CLCL_ARG_INT(g->w), CLCL_ARG_INT(g->r), CLCL_ARG_INT(g->s),
-                              CLCL_ARG_INT(g->p), CLCL_ARG_INT(g->q), CLCL_ARG_INT(g->stride),
-                              CLCL_ARG_INT(g->pad)));
-    size_t global[3] = {(size_t)g->w, (size_t)g->h, (size_t)nb * g->c};
-    return clcl_layers_launch(ctx, k, 3, global);
+                              CLCL_ARG_INT(g->p), CLCL_ARG_INT(g->q), CLCL_ARG_INT(g->pad)));
+    size_t global[2] = {(size_t)g->h, (size_t)nb * g->c};
+    return clcl_layers_launch(ctx, k, 2, global);
 }
 
 /* Takes the chunk buffers from the pool: col (C*R*S, nb*P*Q) and t (K, nb*P*Q). */
