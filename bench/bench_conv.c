@@ -1,0 +1,349 @@
+/* Times every convolution shape of ResNet-18 (CIFAR stem, no max pool) forward, backward
+ * data and backward weights, after checking each against a direct double-precision sum
+ * at sampled outputs. Prints a table (median and min ms, GFLOP/s at the median) and,
+ * with --csv, the same rows as CSV.
+ *
+ *   bench_conv [--batch 128] [--size 32] [--in 3] [--width 1] [--reps 5] [--layer NAME]
+ *              [--variants] [--csv FILE] [--device D]
+ *
+ * --variants also times the alternatives docs/layers.md compares: one image per GEMM,
+ * and, forward only, CLBlast's single-kernel convolution (CLBlastSconvgemm). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <clblast_c.h>
+
+#include "clcl/gemm.h"
+#include "clcl/layers.h"
+#include "layers_internal.h"
+
+#define MAX_REPS   101
+#define CHECKS     48   /* sampled outputs verified per direction */
+#define CHECK_ATOL 1e-3 /* against a double sum of up to ~10^5 fp32 products */
+#define CHECK_RTOL 1e-3
+
+typedef struct {
+    const char *name;
+    int uses;    /* how many layers of the network have this shape */
+    int c, k, r; /* in channels, out channels, square kernel */
+    int stride, pad;
+    int h; /* input side */
+} conv_shape;
+
+typedef struct {
+    int batch, size, in, reps, variants;
+    double width;
+    const char *layer, *csv, *device;
+} bench_options;
+
+/* The distinct convolution shapes of ResNet-18 with the CIFAR stem at width w. */
+static int resnet18_shapes(const bench_options *o, conv_shape *out) {
+    int c1 = (int)(64 * o->width + 0.5), s = o->size, n = 0;
+    int ch[4] = {c1, 2 * c1, 4 * c1, 8 * c1};
+    out[n++] = (conv_shape){"conv1", 1, o->in, c1, 3, 1, 1, s};
+    out[n++] = (conv_shape){"layer1.*.conv*", 4, c1, c1, 3, 1, 1, s};
+    for (int st = 1; st < 4; st++) {
+        int h = s >> (st - 1);
+        static const char *names[3][3] = {
+            {"layer2.0.conv1", "layer2.0.downsample", "layer2.*.conv* (3)"},
+            {"layer3.0.conv1", "layer3.0.downsample", "layer3.*.conv* (3)"},
+            {"layer4.0.conv1", "layer4.0.downsample", "layer4.*.conv* (3)"}};
+        out[n++] = (conv_shape){names[st - 1][0], 1, ch[st - 1], ch[st], 3, 2, 1, h};
+        out[n++] = (conv_shape){names[st - 1][1], 1, ch[st - 1], ch[st], 1, 2, 0, h};
+        out[n++] = (conv_shape){names[st - 1][2], 3, ch[st], ch[st], 3, 1, 1, h / 2};
+    }
+    return n;
+}
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void die(const char *what) {
+    fprintf(stderr, "bench_conv: %s: %s\n", what, clcl_last_error());
+    exit(1);
+}
+
+/* A seeded linear congruential generator: inputs and sampled positions. */
+static unsigned long long rng_state = 12345;
+static unsigned rand_bits(void) {
+    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (unsigned)(rng_state >> 40) & 0xffffffu;
+}
+
+/* Uniform in [-1, 1). */
+static float rand_unit(void) {
+    return (float)rand_bits() / 16777216.0f * 2.0f - 1.0f;
+}
+
+/* Uniform in 0 .. n-1. */
+static int rand_below(int n) {
+    return (int)(rand_bits() % (unsigned)n);
+}
+
+/* Host and device copies of one shape's operands. */
+typedef struct {
+    conv_shape s;
+    int n, p;
+    float *x, *w, *dy, *out;
+    clcl_tensor tx, tw, tdy, ty, tdx, tdw;
+} conv_run;
+
+static void make_tensor(clcl_context *ctx, clcl_tensor *t, int a, int b, int c, int d,
+                        float *host) {
+    if (clcl_tensor_create(ctx, t, 4, (int[]){a, b, c, d}) != CLCL_OK)
+        die("tensor");
+    if (host && clcl_tensor_write(ctx, t, host) != CLCL_OK)
+        die("tensor write");
+    if (!host && clcl_tensor_fill(ctx, t, 0.0f) != CLCL_OK)
+        die("tensor fill");
+}
+
+static float *random_floats(size_t n) {
+    float *f = malloc(n * sizeof *f);
+    if (!f) {
+        fprintf(stderr, "bench_conv: out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++)
+        f[i] = rand_unit();
+    return f;
+}
+
+static void run_make(clcl_context *ctx, const conv_shape *s, int batch, conv_run *r) {
+    memset(r, 0, sizeof *r);
+    r->s = *s;
+    r->n = batch;
+    r->p = clcl_conv2d_out_size(s->h, s->r, s->stride, s->pad);
+    size_t nx = (size_t)batch * s->c * s->h * s->h, nw = (size_t)s->k * s->c * s->r * s->r;
+    size_t ny = (size_t)batch * s->k * r->p * r->p;
+    r->x = random_floats(nx), r->w = random_floats(nw), r->dy = random_floats(ny);
+    r->out = malloc((nx > ny ? (nx > nw ? nx : nw) : (ny > nw ? ny : nw)) * sizeof *r->out);
+    make_tensor(ctx, &r->tx, batch, s->c, s->h, s->h, r->x);
+    make_tensor(ctx, &r->tw, s->k, s->c, s->r, s->r, r->w);
+    make_tensor(ctx, &r->tdy, batch, s->k, r->p, r->p, r->dy);
+    make_tensor(ctx, &r->ty, batch, s->k, r->p, r->p, NULL);
+    make_tensor(ctx, &r->tdx, batch, s->c, s->h, s->h, NULL);
+    make_tensor(ctx, &r->tdw, s->k, s->c, s->r, s->r, NULL);
+}
+
+static void run_free(conv_run *r) {
+    free(r->x), free(r->w), free(r->dy), free(r->out);
+    clcl_tensor *all[] = {&r->tx, &r->tw, &r->tdy, &r->ty, &r->tdx, &r->tdw};
+    for (int i = 0; i < 6; i++)
+        clcl_tensor_free(all[i]);
+}
+
+enum { DIR_FORWARD, DIR_DATA, DIR_WEIGHTS };
+static const char *dir_names[] = {"forward", "backward data", "backward weights"};
+
+/* Direct double sums of sampled elements of the direction's output in r->out; returns
+ * the number of elements that are off. */
+static int run_verify(const conv_run *r, int dir) {
+    const conv_shape *s = &r->s;
+    int n = r->n, c = s->c, k = s->k, h = s->h, p = r->p, ks = s->r, bad = 0;
+    for (int t = 0; t < CHECKS; t++) {
+        double sum = 0.0;
+        size_t at;
+        if (dir == DIR_FORWARD) { /* y[b, o, i, j] */
+            int b = rand_below(n), o = rand_below(k), i = rand_below(p), j = rand_below(p);
+            for (int ci = 0; ci < c; ci++)
+                for (int u = 0; u < ks; u++)
+                    for (int v = 0; v < ks; v++) {
+                        int y = i * s->stride - s->pad + u, x = j * s->stride - s->pad + v;
+                        if (y >= 0 && y < h && x >= 0 && x < h)
+                            sum += (double)r->x[(((size_t)b * c + ci) * h + y) * h + x] *
+                                   r->w[(((size_t)o * c + ci) * ks + u) * ks + v];
+                    }
+            at = (((size_t)b * k + o) * p + i) * p + j;
+        } else if (dir == DIR_DATA) { /* dx[b, ci, y, x] */
+            int b = rand_below(n), ci = rand_below(c), y = rand_below(h), x = rand_below(h);
+            for (int o = 0; o < k; o++)
+                for (int u = 0; u < ks; u++)
+                    for (int v = 0; v < ks; v++) {
+                        int iy = y + s->pad - u, jx = x + s->pad - v;
+                        if (iy < 0 || jx < 0 || iy % s->stride || jx % s->stride)
+                            continue;
+                        iy /= s->stride, jx /= s->stride;
+                        if (iy < p && jx < p)
+                            sum += (double)r->dy[(((size_t)b * k + o) * p + iy) * p + jx] *
+                                   r->w[(((size_t)o * c + ci) * ks + u) * ks + v];
+                    }
+            at = (((size_t)b * c + ci) * h + y) * h + x;
+        } else { /* dw[o, ci, u, v] */
+            int o = rand_below(k), ci = rand_below(c), u = rand_below(ks), v = rand_below(ks);
+            for (int b = 0; b < n; b++)
+                for (int i = 0; i < p; i++)
+                    for (int j = 0; j < p; j++) {
+                        int y = i * s->stride - s->pad + u, x = j * s->stride - s->pad + v;
+                        if (y >= 0 && y < h && x >= 0 && x < h)
+                            sum += (double)r->x[(((size_t)b * c + ci) * h + y) * h + x] *
+                                   r->dy[(((size_t)b * k + o) * p + i) * p + j];
+                    }
+            at = (((size_t)o * c + ci) * ks + u) * ks + v;
+        }
+        if (!(fabs(r->out[at] - sum) <= CHECK_ATOL + CHECK_RTOL * fabs(sum)))
+            bad++;
+    }
+    return bad;
+}
+
+/* One way of computing a direction. */
+typedef enum { VARIANT_DEFAULT, VARIANT_ONE_IMAGE, VARIANT_CONVGEMM } variant;
+static const char *variant_names[] = {"default", "one image per GEMM", "CLBlastSconvgemm"};
+
+static clcl_status run_once(clcl_context *ctx, clcl_pool *pool, conv_run *r, int dir, variant v) {
+    const conv_shape *s = &r->s;
+    int max_images = v == VARIANT_ONE_IMAGE ? 1 : 0;
+    if (v == VARIANT_CONVGEMM) {
+        cl_command_queue q = clcl_context_queue(ctx);
+        CLBlastStatusCode code = CLBlastSconvgemm(
+            CLBlastKernelModeCrossCorrelation, (size_t)s->c, (size_t)s->h, (size_t)s->h,
+            (size_t)s->r, (size_t)s->r, (size_t)s->pad, (size_t)s->pad, (size_t)s->stride,
+            (size_t)s->stride, 1, 1, (size_t)s->k, (size_t)r->n, r->tx.buf, 0, r->tw.buf, 0,
+            r->ty.buf, 0, &q, NULL);
+        return code == CLBlastSuccess ? CLCL_OK
+                                      : clcl_fail(CLCL_ERR_ARGUMENT, "CLBlastSconvgemm: %d", code);
+    }
+    if (dir == DIR_FORWARD)
+        return clcl_conv2d_forward_chunks(ctx, pool, &r->tx, &r->tw, s->stride, s->pad, &r->ty,
+                                          max_images);
+    if (dir == DIR_DATA)
+        return clcl_conv2d_backward_data_chunks(ctx, pool, &r->tdy, &r->tw, s->stride, s->pad,
+                                                &r->tdx, max_images);
+    return clcl_conv2d_backward_weights_chunks(ctx, pool, &r->tx, &r->tdy, s->stride, s->pad,
+                                               &r->tdw, max_images);
+}
+
+/* Verifies, then times one direction and variant; prints a row. */
+static void run_time(clcl_context *ctx, clcl_pool *pool, conv_run *r, int dir, variant v,
+                     const bench_options *o, FILE *csv) {
+    const conv_shape *s = &r->s;
+    double times[MAX_REPS];
+    const clcl_tensor *out = dir == DIR_FORWARD ? &r->ty : dir == DIR_DATA ? &r->tdx : &r->tdw;
+
+    if (run_once(ctx, pool, r, dir, v) != CLCL_OK || clcl_finish(ctx) != CLCL_OK)
+        die(dir_names[dir]);
+    if (clcl_tensor_read(ctx, out, r->out) != CLCL_OK)
+        die("read");
+    int bad = run_verify(r, dir);
+    if (bad) {
+        fprintf(stderr, "bench_conv: %s %s (%s): %d of %d sampled outputs are wrong\n", s->name,
+                dir_names[dir], variant_names[v], bad, CHECKS);
+        exit(1);
+    }
+    for (int i = 0; i < o->reps; i++) {
+        double t0 = now_s();
+        if (run_once(ctx, pool, r, dir, v) != CLCL_OK || clcl_finish(ctx) != CLCL_OK)
+            die(dir_names[dir]);
+        times[i] = now_s() - t0;
+    }
+    qsort(times, (size_t)o->reps, sizeof *times, cmp_double);
+    double med = times[o->reps / 2], min = times[0];
+    double flop = 2.0 * r->n * s->k * r->p * r->p * s->c * s->r * s->r;
+    printf("%-22s %4d %4d %2dx%-2d %d %3d  %-16s %-18s %9.2f %9.2f %8.1f\n", s->name, s->c, s->k,
+           s->r, s->r, s->stride, s->h, dir_names[dir], variant_names[v], 1e3 * med, 1e3 * min,
+           flop / med * 1e-9);
+    if (csv)
+        fprintf(csv, "%s,%d,%d,%d,%d,%d,%d,%d,%d,%s,%s,%.4f,%.4f,%.2f\n", s->name, s->uses,
+                o->batch, s->c, s->k, s->r, s->stride, s->pad, s->h, dir_names[dir],
+                variant_names[v], 1e3 * med, 1e3 * min, flop / med * 1e-9);
+    fflush(stdout);
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: bench_conv [--batch N] [--size S] [--in C] [--width W] [--reps R] "
+                    "[--layer NAME] [--variants] [--csv FILE] [--device D]\n");
+    exit(2);
+}
+
+static bench_options parse(int argc, char **argv) {
+    bench_options o = {.batch = 128, .size = 32, .in = 3, .reps = 5, .width = 1.0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--variants") == 0) {
+            o.variants = 1;
+            continue;
+        }
+        if (!v)
+            usage();
+        i++;
+        if (strcmp(a, "--batch") == 0)
+            o.batch = atoi(v);
+        else if (strcmp(a, "--size") == 0)
+            o.size = atoi(v);
+        else if (strcmp(a, "--in") == 0)
+            o.in = atoi(v);
+        else if (strcmp(a, "--width") == 0)
+            o.width = atof(v);
+        else if (strcmp(a, "--reps") == 0)
+            o.reps = atoi(v);
+        else if (strcmp(a, "--layer") == 0)
+            o.layer = v;
+        else if (strcmp(a, "--csv") == 0)
+            o.csv = v;
+        else if (strcmp(a, "--device") == 0)
+            o.device = v;
+        else
+            usage();
+    }
+    if (o.batch < 1 || o.size < 8 || o.in < 1 || o.width <= 0 || o.reps < 1 || o.reps > MAX_REPS)
+        usage();
+    return o;
+}
+
+int main(int argc, char **argv) {
+    bench_options o = parse(argc, argv);
+    clcl_context *ctx;
+    clcl_pool *pool;
+    conv_shape shapes[16];
+    if (clcl_context_create(o.device, &ctx) != CLCL_OK)
+        die("context");
+    if (clcl_pool_create(ctx, &pool) != CLCL_OK)
+        die("pool");
+    FILE *csv = o.csv ? fopen(o.csv, "w") : NULL;
+    if (o.csv && !csv) {
+        fprintf(stderr, "bench_conv: cannot write --csv %s\n", o.csv);
+        return 1;
+    }
+    if (csv)
+        fprintf(csv, "layer,uses,batch,c,k,r,stride,pad,h,direction,variant,median_ms,min_ms,"
+                     "gflops\n");
+
+    const clcl_device_info *dev = clcl_context_device(ctx);
+    printf("device: %s (%s), batch %d, %dx%d input with %d channels, width %g, %d repetitions\n",
+           dev->name, dev->platform, o.batch, o.size, o.size, o.in, o.width, o.reps);
+    printf("%-22s %4s %4s %5s %s %3s  %-16s %-18s %9s %9s %8s\n", "layer", "C", "K", "RxS", "s",
+           "H", "direction", "variant", "median ms", "min ms", "GFLOP/s");
+    int n = resnet18_shapes(&o, shapes);
+    for (int i = 0; i < n; i++) {
+        if (o.layer && !strstr(shapes[i].name, o.layer))
+            continue;
+        conv_run r;
+        run_make(ctx, &shapes[i], o.batch, &r);
+        for (int dir = 0; dir < 3; dir++) {
+            run_time(ctx, pool, &r, dir, VARIANT_DEFAULT, &o, csv);
+            if (o.variants)
+                run_time(ctx, pool, &r, dir, VARIANT_ONE_IMAGE, &o, csv);
+            if (o.variants && dir == DIR_FORWARD)
+                run_time(ctx, pool, &r, dir, VARIANT_CONVGEMM, &o, csv);
+        }
+        run_free(&r);
+        clcl_pool_reset(pool);
+    }
+    if (csv)
+        fclose(csv);
+    clcl_pool_free(pool);
+    clcl_context_free(ctx);
+    return 0;
+}
