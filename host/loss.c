@@ -1,0 +1,416 @@
+/* The contrastive loss: the object, its checks and the fused kernels' launches. */
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "clcl/log.h"
+#include "loss_internal.h"
+
+#define TARGET_WG 256 /* largest work-group tried; every GPU of interest allows it */
+#define MIN_TAU   1e-4f
+#define MAX_TAU   100.0f
+
+const char *clcl_fn_mode_name(clcl_fn_mode mode) {
+    return mode == CLCL_FN_ELIMINATE ? "eliminate" : "attract";
+}
+
+clcl_status clcl_fn_mode_parse(const char *text, clcl_fn_mode *mode) {
+    if (text && strcmp(text, "attract") == 0) {
+        *mode = CLCL_FN_ATTRACT;
+        return CLCL_OK;
+    }
+    if (text && strcmp(text, "eliminate") == 0) {
+        *mode = CLCL_FN_ELIMINATE;
+        return CLCL_OK;
+    }
+    return clcl_fail(CLCL_ERR_ARGUMENT,
+                     "false-negative mode '%s': expected 'attract' (pseudo-positives join the "
+                     "positives) or 'eliminate' (they leave the denominator)",
+                     text ? text : "(null)");
+}
+
+/* ---- the kernels' shape -------------------------------------------------------------- */
+
+/* The tiles for a work-group of wg items (a power of two). */
+static loss_tiles tiles_for(int wg) {
+    loss_tiles t = {.wg = wg};
+    t.ti = t.tj = wg >= 64 ? 32 : wg >= 16 ? 16 : wg;
+    int per_item = t.ti * t.tj / wg;
+    t.mi = 1;
+    while (4 * t.mi * t.mi <= per_item)
+        t.mi *= 2;
+    t.mj = per_item / t.mi;
+    t.td = wg < 16 ? wg : 16;
+    return t;
+}
+
+/* Local memory of the fused kernels at these tiles, in bytes (as cl/contrastive.cl
+ * declares it); the largest of the three. */
+static size_t tiles_local_bytes(const loss_tiles *t, int cap) {
+    size_t staged = 2 * (size_t)t->td * (t->tj + 1) + (size_t)t->ti * (t->tj + 1);
+    size_t kept = cap > 0 ? (size_t)cap : 1;
+    size_t forward = staged + t->tj + 8 * (size_t)t->ti + 2 * kept * t->ti;
+    size_t backward = staged + (size_t)t->tj * (t->td + 1) + 5 * (size_t)(t->ti + t->tj);
+    size_t reduce = 9 * (size_t)t->wg;
+    size_t most = forward > backward ? forward : backward;
+    return 4 * (most > reduce ? most : reduce);
+}
+
+static clcl_status get_kernels(clcl_loss *loss) {
+    clcl_context *ctx = loss->ctx;
+    const char *o = loss->options;
+    CLCL_TRY(clcl_context_kernel(ctx, "contrastive", "loss_normalize", o, &loss->normalize));
+    CLCL_TRY(clcl_context_kernel(ctx, "contrastive", "loss_forward", o, &loss->forward));
+    CLCL_TRY(clcl_context_kernel(ctx, "contrastive", "loss_backward", o, &loss->backward));
+    CLCL_TRY(clcl_context_kernel(ctx, "contrastive", "loss_normalize_backward", o,
+                                 &loss->normalize_backward));
+    return clcl_context_kernel(ctx, "contrastive", "loss_reduce", o, &loss->reduce);
+}
+
+/* Does every fused kernel run at loss->tiles here? */
+static clcl_status kernels_fit(clcl_loss *loss, int *fits) {
+    cl_kernel all[] = {loss->normalize, loss->forward, loss->backward, loss->normalize_backward,
+                       loss->reduce};
+    const clcl_device_info *dev = clcl_context_device(loss->ctx);
+    *fits = 1;
+    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) {
+        size_t wg;
+        cl_ulong local = 0;
+        CLCL_TRY(clcl_kernel_max_work_group(loss->ctx, all[k], &wg));
+        CLCL_TRY_CL(clGetKernelWorkGroupInfo(all[k], dev->device_id, CL_KERNEL_LOCAL_MEM_SIZE,
+                                             sizeof local, &local, NULL));
+        if (wg < (size_t)loss->tiles.wg || local > dev->local_mem)
+            *fits = 0;
+    }
+    return CLCL_OK;
+}
+
+/* The largest work-group (a power of two up to TARGET_WG) whose tiles fit the device's
+ * work-group and local-memory limits, built. */
+static clcl_status choose_tiles(clcl_loss *loss) {
+    const clcl_device_info *dev = clcl_context_device(loss->ctx);
+    int wg = 1;
+    while (2 * wg <= TARGET_WG && (size_t)(2 * wg) <= dev->max_work_group)
+        wg *= 2;
+    for (; wg >= 1; wg /= 2) {
+        loss_tiles t = tiles_for(wg);
+        if (tiles_local_bytes(&t, loss->cfg.cap) > dev->local_mem)
+            continue;
+        loss->tiles = t;
+        snprintf(loss->options, sizeof loss->options,
+                 "-DLOSS_DIM=%d -DLOSS_CAP=%d -DTILE_I=%d -DTILE_J=%d -DTILE_D=%d -DMICRO_I=%d "
+                 "-DMICRO_J=%d",
+                 loss->dim, loss->cfg.cap, t.ti, t.tj, t.td, t.mi, t.mj);
+        int fits;
+        CLCL_TRY(get_kernels(loss));
+        CLCL_TRY(kernels_fit(loss, &fits));
+        if (fits)
+            return CLCL_OK;
+    }
+    return clcl_fail(CLCL_ERR_ARGUMENT,
+                     "contrastive loss: no work-group size fits '%s' (max work-group %zu, local "
+                     "memory %llu bytes) at d %d, cap %d",
+                     dev->name, dev->max_work_group, (unsigned long long)dev->local_mem, loss->dim,
+                     loss->cfg.cap);
+}
+
+/* ---- creation -------------------------------------------------------------------------- */
+
+static clcl_status check_config(int n2, int dim, const clcl_loss_config *c) {
+    if (n2 < 2 || n2 % 2 != 0)
+        return clcl_fail(CLCL_ERR_ARGUMENT,
+                         "contrastive loss: 2N = %d rows; expected an even number >= 2 (two "
+                         "views of each of N images)",
+                         n2);
+    if (dim < 1)
+        return clcl_fail(CLCL_ERR_ARGUMENT, "contrastive loss: d = %d; expected d >= 1", dim);
+    if (c->mode != CLCL_FN_ATTRACT && c->mode != CLCL_FN_ELIMINATE)
+        return clcl_fail(CLCL_ERR_ARGUMENT,
+                         "contrastive loss: mode %d; expected CLCL_FN_ATTRACT or "
+                         "CLCL_FN_ELIMINATE",
+                         (int)c->mode);
+    if (!(c->weight >= 0.0f && c->weight <= 1.0f))
+        return clcl_fail(CLCL_ERR_ARGUMENT,
+                         "contrastive loss: pseudo-positive weight %g; expected 0 <= w <= 1",
+                         (double)c->weight);
+    if (c->cap < 0 || c->cap > CLCL_LOSS_MAX_CAP)
+        return clcl_fail(CLCL_ERR_ARGUMENT,
+                         "contrastive loss: cap %d; expected 0 (no cap) to %d pseudo-positives "
+                         "per anchor",
+                         c->cap, CLCL_LOSS_MAX_CAP);
+    if (c->impl != CLCL_LOSS_FUSED && c->impl != CLCL_LOSS_UNFUSED)
+        return clcl_fail(CLCL_ERR_ARGUMENT,
+                         "contrastive loss: implementation %d; expected CLCL_LOSS_FUSED or "
+                         "CLCL_LOSS_UNFUSED",
+                         (int)c->impl);
+    return CLCL_OK;
+}
+
+static clcl_status allocate(clcl_loss *loss) {
+    clcl_context *ctx = loss->ctx;
+    size_t n2 = (size_t)loss->n2;
+    CLCL_TRY(clcl_buffer_create(ctx, n2 * loss->dim * sizeof(float), "loss z (2N, d)", &loss->z));
+    CLCL_TRY(clcl_buffer_create(ctx, n2 * sizeof(float), "loss norms (2N)", &loss->rnorm));
+    CLCL_TRY(clcl_buffer_create(ctx, LOSS_RF_FIELDS * n2 * sizeof(float), "loss row results",
+                                &loss->rowf));
+    CLCL_TRY(clcl_buffer_create(ctx, LOSS_RI_FIELDS * n2 * sizeof(cl_int), "loss row counts",
+                                &loss->rowi));
+    CLCL_TRY(clcl_buffer_create(ctx, n2 * sizeof(cl_int), "loss labels (2N)", &loss->labels));
+    CLCL_TRY(clcl_buffer_create(ctx, sizeof loss->result_init, "loss result", &loss->result));
+
+    /* the label copy starts as zeros, so that it is never read uninitialised */
+    cl_int zero = 0;
+    CLCL_TRY_CL(clEnqueueFillBuffer(clcl_context_queue(ctx), loss->labels, &zero, sizeof zero, 0,
+                                    n2 * sizeof(cl_int), 0, NULL, NULL));
+    memset(loss->result_init, 0, sizeof loss->result_init);
+    loss->result_init[LOSS_R_BAD] = INT_MAX;
+    return CLCL_OK;
+}
+
+clcl_status clcl_loss_create(clcl_context *ctx, int n2, int dim, const clcl_loss_config *config,
+                             clcl_loss **out) {
+    *out = NULL;
+    CLCL_TRY(check_config(n2, dim, config));
+    clcl_loss *loss = calloc(1, sizeof *loss);
+    if (!loss)
+        return clcl_fail(CLCL_ERR_NO_MEMORY, "out of host memory creating a contrastive loss");
+    loss->ctx = ctx;
+    loss->n2 = n2;
+    loss->dim = dim;
+    loss->cfg = *config;
+
+    clcl_status st;
+    CLCL_TRY_GOTO(st, choose_tiles(loss), fail);
+    CLCL_TRY_GOTO(st, allocate(loss), fail);
+    if (config->impl == CLCL_LOSS_UNFUSED)
+        CLCL_TRY_GOTO(st, clcl_loss_unfused_prepare(loss), fail);
+    char text[160];
+    CLCL_LOG_DEBUG("loss", "%s", clcl_loss_describe(loss, text, sizeof text));
+    *out = loss;
+    return CLCL_OK;
+fail:
+    clcl_loss_free(loss);
+    return st;
+}
+
+void clcl_loss_free(clcl_loss *loss) {
+    if (!loss)
+        return;
+    cl_mem all[] = {loss->z,      loss->rnorm,  loss->rowf, loss->rowi,
+                    loss->labels, loss->result, loss->sim};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (all[i])
+            clReleaseMemObject(all[i]);
+    free(loss);
+}
+
+const char *clcl_loss_describe(const clcl_loss *loss, char *buf, size_t size) {
+    const loss_tiles *t = &loss->tiles;
+    snprintf(buf, size,
+             "%s, tiles %dx%dx%d, %dx%d per item, work-group %d, 2N %d, d %d, %s, w %g, cap %d",
+             loss->cfg.impl == CLCL_LOSS_FUSED ? "fused" : "unfused (CLBlast)", t->ti, t->tj, t->td,
+             t->mi, t->mj, t->wg, loss->n2, loss->dim, clcl_fn_mode_name(loss->cfg.mode),
+             (double)loss->cfg.weight, loss->cfg.cap);
+    return buf;
+}
+
+/* ---- a call ---------------------------------------------------------------------------- */
+
+static clcl_status check_tensor(const clcl_loss *loss, const clcl_tensor *t, const char *what) {
+    char shape[96];
+    if (!t || !t->buf)
+        return clcl_fail(CLCL_ERR_ARGUMENT, "contrastive loss: %s is missing", what);
+    if (t->ndim != 2 || t->shape[0] != loss->n2 || t->shape[1] != loss->dim)
+        return clcl_fail(
+            CLCL_ERR_SHAPE, "contrastive loss: %s has shape %s; this loss was made for (%d, %d)",
+            what, clcl_shape_string(t->ndim, t->shape, shape, sizeof shape), loss->n2, loss->dim);
+    return CLCL_OK;
+}
+
+static clcl_status check_labels(clcl_loss *loss, const clcl_loss_labels *labels) {
+    if ((labels->host != NULL) == (labels->device != NULL))
+        return clcl_fail(CLCL_ERR_ARGUMENT,
+                         "contrastive loss: labels must name either host or device memory");
+    if (labels->host) {
+        CLCL_TRY_CL(clEnqueueWriteBuffer(clcl_context_queue(loss->ctx), loss->labels, CL_TRUE, 0,
+                                         (size_t)loss->n2 * sizeof(cl_int), labels->host, 0, NULL,
+                                         NULL));
+        return CLCL_OK;
+    }
+    size_t bytes = 0;
+    CLCL_TRY_CL(clGetMemObjectInfo(labels->device, CL_MEM_SIZE, sizeof bytes, &bytes, NULL));
+    if (bytes < (size_t)loss->n2 * sizeof(cl_int))
+        return clcl_fail(CLCL_ERR_SHAPE,
+                         "contrastive loss: the label buffer holds %zu bytes; expected 2N = %d "
+                         "ints (%zu bytes)",
+                         bytes, loss->n2, (size_t)loss->n2 * sizeof(cl_int));
+    return CLCL_OK;
+}
+
+static clcl_status make_params(clcl_loss *loss, const clcl_loss_labels *labels, float tau,
+                               float theta, loss_params *p) {
+    if (!(tau >= MIN_TAU && tau <= MAX_TAU))
+        return clcl_fail(CLCL_ERR_ARGUMENT, "contrastive loss: temperature %g; expected %g to %g",
+                         (double)tau, (double)MIN_TAU, (double)MAX_TAU);
+    if (isnan(theta))
+        return clcl_fail(CLCL_ERR_ARGUMENT,
+                         "contrastive loss: threshold is NaN; expected a number (> 1: off)");
+    p->inv_tau = 1.0f / tau;
+    p->theta = theta > 1.0f ? INFINITY : theta;
+    p->weight = loss->cfg.weight;
+    p->mode = (int)loss->cfg.mode;
+    p->scale = (float)(1.0 / ((double)loss->n2 * tau));
+    p->labels = loss->labels;
+    p->has_labels = labels != NULL;
+    if (labels) {
+        CLCL_TRY(check_labels(loss, labels));
+        if (labels->device)
+            p->labels = labels->device;
+    }
+    return CLCL_OK;
+}
+
+static clcl_status launch_rows(clcl_loss *loss, cl_kernel k) {
+    size_t global = (size_t)loss->n2, local = (size_t)loss->tiles.wg;
+    return clcl_launch(loss->ctx, k, 1, &global, &local);
+}
+
+static clcl_status launch_tiles(clcl_loss *loss, cl_kernel k) {
+    size_t groups = (size_t)(loss->n2 + loss->tiles.ti - 1) / loss->tiles.ti;
+    size_t local = (size_t)loss->tiles.wg, global = groups * local;
+    return clcl_launch(loss->ctx, k, 1, &global, &local);
+}
+
+static clcl_status fused_forward(clcl_loss *loss, const loss_params *p) {
+    CLCL_TRY(clcl_kernel_args(loss->forward, CLCL_ARG_MEM(loss->z), CLCL_ARG_MEM(p->labels),
+                              CLCL_ARG_MEM(loss->rowf), CLCL_ARG_MEM(loss->rowi),
+                              CLCL_ARG_INT(loss->n2), CLCL_ARG_FLOAT(p->inv_tau),
+                              CLCL_ARG_FLOAT(p->theta), CLCL_ARG_FLOAT(p->weight),
+                              CLCL_ARG_INT(p->mode), CLCL_ARG_INT(p->has_labels)));
+    return launch_tiles(loss, loss->forward);
+}
+
+static clcl_status fused_backward(clcl_loss *loss, const loss_params *p, cl_mem dz) {
+    CLCL_TRY(clcl_kernel_args(loss->backward, CLCL_ARG_MEM(loss->z), CLCL_ARG_MEM(loss->rowf),
+                              CLCL_ARG_MEM(loss->rowi), CLCL_ARG_MEM(dz), CLCL_ARG_INT(loss->n2),
+                              CLCL_ARG_FLOAT(p->inv_tau), CLCL_ARG_FLOAT(p->theta),
+                              CLCL_ARG_FLOAT(p->weight), CLCL_ARG_INT(p->mode),
+                              CLCL_ARG_FLOAT(p->scale)));
+    return launch_tiles(loss, loss->backward);
+}
+
+/* Normalisation, the forward pass and, with dh, the backward pass, all enqueued. */
+static clcl_status enqueue(clcl_loss *loss, const clcl_tensor *h, const loss_params *p,
+                           clcl_tensor *dh) {
+    cl_command_queue q = clcl_context_queue(loss->ctx);
+    CLCL_TRY_CL(clEnqueueWriteBuffer(q, loss->result, CL_FALSE, 0, sizeof loss->result_init,
+                                     loss->result_init, 0, NULL, NULL));
+    CLCL_TRY(clcl_kernel_args(loss->normalize, CLCL_ARG_MEM(h->buf), CLCL_ARG_MEM(loss->z),
+                              CLCL_ARG_MEM(loss->rnorm), CLCL_ARG_MEM(loss->result),
+                              CLCL_ARG_INT(loss->n2)));
+    CLCL_TRY(launch_rows(loss, loss->normalize));
+
+    if (loss->cfg.impl == CLCL_LOSS_FUSED)
+        CLCL_TRY(fused_forward(loss, p));
+    else
+        CLCL_TRY(clcl_loss_unfused_forward(loss, p));
+    if (dh) {
+        if (loss->cfg.impl == CLCL_LOSS_FUSED)
+            CLCL_TRY(fused_backward(loss, p, dh->buf));
+        else
+            CLCL_TRY(clcl_loss_unfused_backward(loss, p, dh->buf));
+        CLCL_TRY(clcl_kernel_args(loss->normalize_backward, CLCL_ARG_MEM(loss->z),
+                                  CLCL_ARG_MEM(loss->rnorm), CLCL_ARG_MEM(dh->buf),
+                                  CLCL_ARG_INT(loss->n2)));
+        CLCL_TRY(launch_rows(loss, loss->normalize_backward));
+    }
+
+    CLCL_TRY(clcl_kernel_args(loss->reduce, CLCL_ARG_MEM(loss->rowf), CLCL_ARG_MEM(loss->rowi),
+                              CLCL_ARG_MEM(loss->result), CLCL_ARG_INT(loss->n2)));
+    size_t one = (size_t)loss->tiles.wg;
+    return clcl_launch(loss->ctx, loss->reduce, 1, &one, &one);
+}
+
+static float word_float(cl_int w) {
+    float f;
+    memcpy(&f, &w, sizeof f);
+    return f;
+}
+
+static void fill_stats(const clcl_loss *loss, const cl_int *r, int has_labels, clcl_loss_stats *s) {
+    double n2 = loss->n2;
+    memset(s, 0, sizeof *s);
+    s->pseudo_total = r[LOSS_R_COUNT];
+    s->pseudo_per_anchor = r[LOSS_R_COUNT] / n2;
+    s->above_per_anchor = r[LOSS_R_ABOVE] / n2;
+    s->capped_share = r[LOSS_R_CAPPED] / n2;
+    s->pseudo_similarity = r[LOSS_R_COUNT] ? word_float(r[LOSS_R_POSSUM]) / r[LOSS_R_COUNT] : 0;
+    s->partner_similarity = word_float(r[LOSS_R_PARTNER]) / n2;
+    s->partner_top1 = r[LOSS_R_TOP1] / n2;
+    s->has_labels = has_labels;
+    if (has_labels) {
+        s->pseudo_same = r[LOSS_R_TP];
+        s->same_total = r[LOSS_R_SAME];
+        s->precision = r[LOSS_R_COUNT] ? (double)r[LOSS_R_TP] / r[LOSS_R_COUNT] : 0.0;
+        s->recall = r[LOSS_R_SAME] ? (double)r[LOSS_R_TP] / r[LOSS_R_SAME] : 0.0;
+    }
+}
+
+static clcl_status run(clcl_loss *loss, const clcl_tensor *h, const clcl_loss_labels *labels,
+                       float tau, float theta, float *loss_value, clcl_tensor *dh,
+                       clcl_loss_stats *stats) {
+    cl_int r[LOSS_R_WORDS];
+    loss_params p;
+
+    /* checks, then everything enqueued, then one read of the sums */
+    CLCL_TRY(check_tensor(loss, h, "h"));
+    if (dh) {
+        CLCL_TRY(check_tensor(loss, dh, "dh"));
+        if (dh->buf == h->buf)
+            return clcl_fail(CLCL_ERR_ARGUMENT, "contrastive loss: dh and h are the same buffer");
+    }
+    CLCL_TRY(make_params(loss, labels, tau, theta, &p));
+    CLCL_TRY(enqueue(loss, h, &p, dh));
+    CLCL_TRY_CL(clEnqueueReadBuffer(clcl_context_queue(loss->ctx), loss->result, CL_TRUE, 0,
+                                    sizeof r, r, 0, NULL, NULL));
+
+    /* a non-finite row: report it and leave no garbage behind */
+    if (r[LOSS_R_BAD] != INT_MAX) {
+        if (dh) {
+            float zero = 0.0f;
+            CLCL_TRY_CL(clEnqueueFillBuffer(clcl_context_queue(loss->ctx), dh->buf, &zero,
+                                            sizeof zero, 0, clcl_tensor_bytes(dh), 0, NULL, NULL));
+            CLCL_TRY(clcl_finish(loss->ctx));
+        }
+        return clcl_fail(CLCL_ERR_NON_FINITE,
+                         "contrastive loss: row %d of h (%d, %d) holds a NaN or an infinity, "
+                         "or its squared norm overflows float; check the network's output",
+                         r[LOSS_R_BAD], loss->n2, loss->dim);
+    }
+    float value = (float)(word_float(r[LOSS_R_LOSS]) / (double)loss->n2);
+    if (!isfinite(value))
+        return clcl_fail(CLCL_ERR_NON_FINITE, "contrastive loss: the loss is %g at tau %g",
+                         (double)value, (double)tau);
+    if (loss_value)
+        *loss_value = value;
+    if (stats)
+        fill_stats(loss, r, labels != NULL, stats);
+    return CLCL_OK;
+}
+
+clcl_status clcl_loss_forward_backward(clcl_loss *loss, const clcl_tensor *h,
+                                       const clcl_loss_labels *labels, float tau, float theta,
+                                       float *loss_value, clcl_tensor *dh, clcl_loss_stats *stats) {
+    if (!dh)
+        return clcl_fail(CLCL_ERR_ARGUMENT,
+                         "contrastive loss: forward_backward needs dh; use clcl_loss_forward");
+    return run(loss, h, labels, tau, theta, loss_value, dh, stats);
+}
+
+clcl_status clcl_loss_forward(clcl_loss *loss, const clcl_tensor *h, const clcl_loss_labels *labels,
+                              float tau, float theta, float *loss_value, clcl_loss_stats *stats) {
+    return run(loss, h, labels, tau, theta, loss_value, NULL, stats);
+}
