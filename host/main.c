@@ -12,6 +12,8 @@ typedef struct {
 
 static const command commands[] = {
     {"devices", clcl_cmd_devices, "list OpenCL platforms and devices"},
+    {"train", clcl_cmd_train, "pre-train a ResNet contrastively"},
+    {"eval", clcl_cmd_eval, "kNN monitor and linear probe of a trained backbone"},
 };
 
 static int usage(FILE *out) {

@@ -1,0 +1,68 @@
+/* The state of one training run, shared by train.c, train_eval.c and
+ * cmd_eval.c. */
+#ifndef CLCL_TRAIN_RUN_H
+#define CLCL_TRAIN_RUN_H
+
+#include <signal.h>
+
+#include "checkpoint.h"
+#include "clcl/augment.h"
+#include "clcl/dataset.h"
+#include "clcl/eval.h"
+#include "clcl/loss.h"
+#include "clcl/model.h"
+#include "clcl/schedule.h"
+#include "metrics.h"
+#include "train.h"
+
+typedef struct {
+  clcl_train_config cfg;
+  clcl_context *ctx;
+  clcl_dataset *train; /* what the loss sees */
+  clcl_dataset
+      *bank; /* the kNN bank when it is not `train` (STL-10), else NULL */
+  clcl_dataset *test; /* kNN and probe queries */
+  clcl_model *model;
+  clcl_param *params;
+  int n_params;
+  clcl_optim *optim;
+  clcl_lr_schedule lr;
+  clcl_loss *loss;
+  clcl_schedule tau, theta;
+  clcl_augment_config aug_config;
+  clcl_augment *aug;
+  clcl_eval_transform *evt;
+  cl_mem images;     /* (batch, C, H, W) uint8 */
+  clcl_tensor views; /* (2 batch, C, OH, OW) */
+  clcl_tensor dh;    /* (2 batch, d) */
+  int *view_labels;  /* (2 batch) */
+  int steps_per_epoch;
+  int64_t total_steps;
+  clcl_train_position pos;
+  clcl_metrics *metrics;
+} clcl_run;
+
+double clcl_now(void);
+
+/* Set by a signal handler: the run stops after the step in flight, with a
+ * checkpoint. */
+extern volatile sig_atomic_t clcl_train_stop;
+
+/* Opens device, data, model, optimizer, transforms and loss for r->cfg. */
+clcl_status clcl_run_open(clcl_run *r);
+clcl_status clcl_run_open_data(clcl_run *r);
+void clcl_run_close(clcl_run *r);
+
+/* Backbone features (n, F) of every image of `ds` under the evaluation
+ * transform, in eval mode; *labels is malloc'ed (n). */
+clcl_status clcl_run_features(clcl_run *r, clcl_dataset *ds,
+                              clcl_tensor *features, int **labels);
+/* The kNN monitor: bank = the training images, queries = the test images. */
+clcl_status clcl_run_knn(clcl_run *r, clcl_accuracy *acc);
+/* Trains from r->pos to the last epoch: steps, logs, kNN monitors and
+ * checkpoints. */
+clcl_status clcl_run_train(clcl_run *r);
+/* The linear probe over the same features, for `epochs` epochs. */
+clcl_status clcl_run_probe(clcl_run *r, int epochs, clcl_accuracy *acc);
+
+#endif
