@@ -22,18 +22,47 @@
 
 enum { STEP_BRIGHTNESS = 0, STEP_CONTRAST = 1, STEP_SATURATION = 2, STEP_HUE = 3 };
 
+/* The record in private memory: read once per work-item, not at every pixel. */
+typedef struct {
+    float top, left, scale_y, scale_x, limit_y, limit_x, offset_y, offset_x;
+    float brightness, contrast, saturation, hue;
+    int order, jitter, gray, flip, source;
+} params;
+
+static params load_params(__global const float *r) {
+    params p;
+    p.top = r[0];
+    p.left = r[1];
+    p.scale_y = r[2];
+    p.scale_x = r[3];
+    p.limit_y = r[4];
+    p.limit_x = r[5];
+    p.offset_y = r[6];
+    p.offset_x = r[7];
+    p.flip = r[8] != 0.0f;
+    p.jitter = r[9] != 0.0f;
+    p.brightness = r[10];
+    p.contrast = r[11];
+    p.saturation = r[12];
+    p.hue = r[13];
+    p.order = (int)r[14];
+    p.gray = r[15] != 0.0f;
+    p.source = (int)r[17];
+    return p;
+}
+
 /* Bilinear sample of one plane at output pixel (oy, ox), PyTorch's align_corners=False
  * convention inside the crop: coordinates are clamped to [0, limit], then shifted by the
  * crop's origin. */
-static float sample(__global const uchar *plane, int w, __global const float *r, int oy, int ox) {
-    float sy = ((float)oy + r[6] + 0.5f) * r[2] - 0.5f;
-    float sx = ((float)ox + r[7] + 0.5f) * r[3] - 0.5f;
-    sy = clamp(sy, 0.0f, r[4]);
-    sx = clamp(sx, 0.0f, r[5]);
+static float sample(__global const uchar *plane, int w, const params *r, int oy, int ox) {
+    float sy = ((float)oy + r->offset_y + 0.5f) * r->scale_y - 0.5f;
+    float sx = ((float)ox + r->offset_x + 0.5f) * r->scale_x - 0.5f;
+    sy = clamp(sy, 0.0f, r->limit_y);
+    sx = clamp(sx, 0.0f, r->limit_x);
     int y0 = (int)sy, x0 = (int)sx;
-    int dy = y0 < (int)r[4] ? 1 : 0, dx = x0 < (int)r[5] ? 1 : 0;
+    int dy = y0 < (int)r->limit_y ? 1 : 0, dx = x0 < (int)r->limit_x ? 1 : 0;
     float ly = sy - (float)y0, lx = sx - (float)x0;
-    __global const uchar *p = plane + ((int)r[0] + y0) * w + (int)r[1] + x0;
+    __global const uchar *p = plane + ((int)r->top + y0) * w + (int)r->left + x0;
     float top = (1.0f - lx) * (float)p[0] + lx * (float)p[dx];
     float bottom = (1.0f - lx) * (float)p[dy * w] + lx * (float)p[dy * w + dx];
     return (1.0f - ly) * top + ly * bottom;
@@ -91,29 +120,27 @@ static float3 shift_hue(float3 c, float shift) {
 
 /* Runs the first `steps` jitter steps of the record's order on c; `mean` is the grey mean
  * the contrast step blends with. */
-static float3 jitter(float3 c, __global const float *r, int steps, float mean) {
-    int order = (int)r[14];
+static float3 jitter(float3 c, const params *r, int steps, float mean) {
     for (int k = 0; k < steps; k++) {
-        int step = (order >> (2 * k)) & 3;
+        int step = (r->order >> (2 * k)) & 3;
         if (step == STEP_BRIGHTNESS)
-            c = clamp(r[10] * c, 0.0f, 255.0f);
+            c = clamp(r->brightness * c, 0.0f, 255.0f);
         else if (step == STEP_CONTRAST)
-            c = blend(c, (float3)(mean), r[11]);
+            c = blend(c, (float3)(mean), r->contrast);
         else if (step == STEP_SATURATION)
-            c = blend(c, (float3)(grey(c)), r[12]);
+            c = blend(c, (float3)(grey(c)), r->saturation);
         else
-            c = shift_hue(c, r[13]);
+            c = shift_hue(c, r->hue);
     }
     return c;
 }
 
 /* Where the contrast step stands in the record's order (4 when there is none to do). */
-static int contrast_position(__global const float *r) {
-    if (r[9] == 0.0f || r[11] == 1.0f)
+static int contrast_position(const params *r) {
+    if (!r->jitter || r->contrast == 1.0f)
         return 4;
-    int order = (int)r[14];
     for (int k = 0; k < 4; k++)
-        if (((order >> (2 * k)) & 3) == STEP_CONTRAST)
+        if (((r->order >> (2 * k)) & 3) == STEP_CONTRAST)
             return k;
     return 4;
 }
@@ -130,12 +157,12 @@ __kernel void augment(__global const uchar *in, const int n, const int channels,
     int lid = get_local_id(0), lsize = get_local_size(0);
     if (m >= count)
         return;
-    __global const float *r = rec + (size_t)m * AUG_REC;
-    int src = (int)r[17];
+    params p = load_params(rec + (size_t)m * AUG_REC);
+    const params *r = &p;
     int plane = h * w, pixels = oh * ow;
-    __global const uchar *img = in + (size_t)src * channels * plane;
+    __global const uchar *img = in + (size_t)p.source * channels * plane;
     __global float *dst = out + (size_t)m * channels * pixels;
-    int flip = r[8] != 0.0f;
+    int flip = p.flip;
 
     /* Single channel: resize, flip, normalise. */
     if (channels == 1) {
@@ -170,14 +197,14 @@ __kernel void augment(__global const uchar *in, const int n, const int channels,
     }
 
     /* The whole pipeline. */
-    int steps = r[9] != 0.0f ? 4 : 0;
+    int steps = p.jitter ? 4 : 0;
     for (int q = lid; q < pixels; q += lsize) {
         int oy = q / ow, ox = q % ow;
         ox = flip ? ow - 1 - ox : ox;
         float3 c = (float3)(sample(img, w, r, oy, ox), sample(img + plane, w, r, oy, ox),
                             sample(img + 2 * plane, w, r, oy, ox));
         c = jitter(c, r, steps, mean);
-        if (r[15] != 0.0f)
+        if (p.gray)
             c = (float3)(grey(c));
         dst[q] = c.x * scale0 + bias0;
         dst[pixels + q] = c.y * scale1 + bias1;

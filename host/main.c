@@ -14,6 +14,7 @@ static const command commands[] = {
     {"devices", clcl_cmd_devices, "list OpenCL platforms and devices"},
     {"train", clcl_cmd_train, "pre-train a ResNet contrastively"},
     {"eval", clcl_cmd_eval, "kNN monitor and linear probe of a trained backbone"},
+    {"augment", clcl_cmd_augment, "PNG grid of dataset images and their two augmented views"},
 };
 
 static int usage(FILE *out) {
