@@ -136,8 +136,8 @@ clcl_status clcl_train_resolve(clcl_train_config *c, const clcl_flag *flags, int
     EXPECT(c->lr > 0, "lr", "%g; expected a positive rate", c->lr);
     EXPECT(c->momentum >= 0 && c->momentum < 1, "momentum", "%g; expected [0, 1)", c->momentum);
     EXPECT(c->weight_decay >= 0, "weight-decay", "%g; expected >= 0", c->weight_decay);
-    EXPECT(c->warmup_epochs >= 0 && c->warmup_epochs < c->epochs, "warmup-epochs",
-           "%g; expected at least 0 and fewer than --epochs (%d)", c->warmup_epochs, c->epochs);
+    EXPECT(c->warmup_epochs >= 0 && c->warmup_epochs <= c->epochs, "warmup-epochs",
+           "%g; expected at least 0 and at most --epochs (%d)", c->warmup_epochs, c->epochs);
     EXPECT(c->fn_weight >= 0 && c->fn_weight <= 1, "fn-weight", "%g; expected [0, 1]",
            c->fn_weight);
     EXPECT(c->fn_cap >= 0, "fn-cap", "%d; expected >= 0", c->fn_cap);

@@ -55,7 +55,7 @@ Test(train_config, out_of_range_values_name_their_flag) {
         {"--epochs", "0", "--epochs: 0; expected at least 1"},
         {"--batch-size", "1", "--batch-size: 1; expected at least 2 images"},
         {"--width", "-1", "--width: -1"},
-        {"--warmup-epochs", "10", "--warmup-epochs: 10; expected at least 0 and fewer"},
+        {"--warmup-epochs", "11", "--warmup-epochs: 11; expected at least 0 and at most"},
         {"--fn-weight", "1.5", "--fn-weight: 1.5; expected [0, 1]"},
         {"--subset", "100", "--subset: 100 is smaller than one batch"},
         {"--out", "", "--out: an empty directory name"},

@@ -1,0 +1,199 @@
+/* `clcl train` and `clcl eval` end to end on a small generated dataset in the real IDX
+ * format: the loss goes down, a resumed run ends bit for bit where an uninterrupted one
+ * does, and bad input gives clear errors. */
+#include <pthread.h>
+#include <time.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <criterion/redirect.h>
+
+#include "cli.h"
+#include "support.h"
+#include "support_datafiles.h"
+#include "train_run.h"
+
+/* Ten classes, each a bright bar at its own place on a noisy background: learnable in a few
+ * steps, not by a constant. */
+static void write_images(const char *dir, const char *prefix, int n, uint64_t seed) {
+    uint8_t *pixels = malloc((size_t)n * 28 * 28), *labels = malloc((size_t)n);
+    test_fill_bytes(pixels, (size_t)n * 28 * 28, seed);
+    for (int i = 0; i < n; i++) {
+        uint8_t *img = pixels + (size_t)i * 28 * 28;
+        labels[i] = (uint8_t)(i % 10);
+        for (int p = 0; p < 28 * 28; p++)
+            img[p] /= 4;
+        for (int y = 4; y < 24; y++)
+            for (int x = 0; x < 4; x++)
+                img[y * 28 + 2 + 2 * labels[i] + x] = 255;
+    }
+    char images[64], labels_name[64];
+    snprintf(images, sizeof images, "%s-images-idx3-ubyte", prefix);
+    snprintf(labels_name, sizeof labels_name, "%s-labels-idx1-ubyte", prefix);
+    test_write_idx_images(test_join(dir, images), 0, 0x00000803, n, 28, 28, pixels);
+    test_write_idx_labels(test_join(dir, labels_name), 0, 0x00000801, n, labels);
+    free(pixels);
+    free(labels);
+}
+
+static const char *make_dataset(void) {
+    static char dir[512];
+    snprintf(dir, sizeof dir, "%s", test_temp_dir("train-data"));
+    write_images(dir, "train", 192, 1);
+    write_images(dir, "t10k", 60, 2);
+    return dir;
+}
+
+/* Runs `clcl train` in this process with the common small settings plus `extra`. */
+static int train(const char *data, const char *out, const char *extra) {
+    char line[1024];
+    snprintf(line, sizeof line,
+             "--dataset mnist --data %s --out %s --batch-size 32 "
+             "--width 0.125 --head-out 32 --eval-every 0 --knn-k 20 --log-every 1 %s",
+             data, out, extra);
+    char *argv[64], *save = NULL;
+    int argc = 0;
+    for (char *tok = strtok_r(line, " ", &save); tok && argc < 64; tok = strtok_r(NULL, " ", &save))
+        argv[argc++] = tok;
+    return clcl_cmd_train(argc, argv);
+}
+
+static char *slurp(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "cannot read %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = '\0';
+    fclose(f);
+    if (size)
+        *size = (size_t)n;
+    return s;
+}
+
+/* The mean loss of epoch e from metrics.jsonl. */
+static double epoch_loss(const char *out, int e) {
+    char *log = slurp(test_join(out, "metrics.jsonl"), NULL), pattern[64];
+    snprintf(pattern, sizeof pattern, "{\"type\":\"epoch\",\"epoch\":%d,", e);
+    char *p = strstr(log, pattern);
+    cr_assert_not_null(p, "no record of epoch %d in\n%s", e, log);
+    double loss = strtod(strstr(p, "\"loss\":") + 7, NULL);
+    free(log);
+    return loss;
+}
+
+Test(train, a_short_run_lowers_the_loss_and_writes_its_outputs, .init = cr_redirect_stdout,
+     .timeout = 600) {
+    const char *data = make_dataset();
+    char out[600];
+    snprintf(out, sizeof out, "%s/run", test_temp_dir("train-run"));
+    cr_assert_eq(train(data, out, "--method simclr --epochs 4 --lr 0.1 --warmup-epochs 0"), 0, "%s",
+                 clcl_last_error());
+    double first = epoch_loss(out, 1), last = epoch_loss(out, 4);
+    cr_expect_lt(last, first - 0.05, "loss %g after epoch 1, %g after epoch 4", first, last);
+
+    char *config = slurp(test_join(out, "config.json"), NULL);
+    cr_expect(strstr(config, "\"tau\": \"constant:0.2\""), "%s", config);
+    cr_expect(strstr(config, "\"threshold\": \"off\""), "%s", config);
+    char *svg = slurp(test_join(out, "curves.svg"), NULL);
+    cr_expect(strstr(svg, "<polyline"));
+    free(config);
+    free(svg);
+    cr_expect_eq(access(test_join(out, "checkpoint/model.safetensors"), R_OK), 0);
+    cr_expect_eq(access(test_join(out, "checkpoint/state.safetensors"), R_OK), 0);
+
+    char *argv[] = {"--checkpoint", out, "--probe-epochs", "5", "--knn-k", "20"};
+    cr_expect_eq(clcl_cmd_eval(6, argv), 0, "%s", clcl_last_error());
+}
+
+/* Stops the run in flight once it has logged `after` steps, as Ctrl-C would. */
+typedef struct {
+    const char *out;
+    int after;
+} stopper;
+
+static void *stop_later(void *arg) {
+    const stopper *s = arg;
+    for (int tries = 0; tries < 6000; tries++) {
+        FILE *f = fopen(test_join(s->out, "metrics.jsonl"), "r");
+        int steps = 0;
+        char line[512];
+        while (f && fgets(line, sizeof line, f))
+            steps += strstr(line, "\"type\":\"step\"") != NULL;
+        if (f)
+            fclose(f);
+        if (steps >= s->after) {
+            clcl_train_stop = 1;
+            return NULL;
+        }
+        nanosleep(&(struct timespec){0, 10000000}, NULL);
+    }
+    return NULL;
+}
+
+Test(train, a_resumed_run_ends_bit_for_bit_like_an_uninterrupted_one, .init = cr_redirect_stdout,
+     .timeout = 600) {
+    const char *data = make_dataset();
+    char a[600], b[600];
+    snprintf(a, sizeof a, "%s/a", test_temp_dir("resume"));
+    snprintf(b, sizeof b, "%s/b", test_temp_dir("resume"));
+    const char *settings = "--epochs 2 --tau linear:0.2:0.4 --threshold linear:0.8:0.9";
+    cr_assert_eq(train(data, a, settings), 0, "%s", clcl_last_error());
+
+    /* interrupted in its first epoch (6 steps per epoch), then resumed */
+    pthread_t thread;
+    stopper s = {b, 3};
+    pthread_create(&thread, NULL, stop_later, &s);
+    int rc = train(data, b, settings);
+    pthread_join(thread, NULL);
+    cr_assert_eq(rc, 130, "the run was interrupted: %s", clcl_last_error());
+    cr_expect(strstr(clcl_last_error(), "--resume"), "%s", clcl_last_error());
+    clcl_train_stop = 0;
+    char *argv[] = {"--resume", b};
+    cr_assert_eq(clcl_cmd_train(2, argv), 0, "%s", clcl_last_error());
+
+    size_t na, nb;
+    char *ma = slurp(test_join(a, "checkpoint/model.safetensors"), &na);
+    char *mb = slurp(test_join(b, "checkpoint/model.safetensors"), &nb);
+    cr_expect(na == nb && memcmp(ma, mb, na) == 0, "the weights differ after resuming");
+    free(ma);
+    free(mb);
+    ma = slurp(test_join(a, "checkpoint/state.safetensors"), &na);
+    mb = slurp(test_join(b, "checkpoint/state.safetensors"), &nb);
+    cr_expect(na == nb && memcmp(ma, mb, na) == 0, "the optimizer state differs");
+    free(ma);
+    free(mb);
+}
+
+Test(train, bad_input_gives_clear_errors, .init = cr_redirect_stderr, .timeout = 300) {
+    const char *data = make_dataset();
+    char out[600];
+    snprintf(out, sizeof out, "%s/run", test_temp_dir("train-bad"));
+
+    cr_expect_eq(train(data, out, "--epochs two"), 2);
+    cr_expect_eq(train(data, out, "--optimizer adam"), 2);
+    cr_expect_eq(train(data, out, "--tau linear:0.2"), 1);
+    cr_expect(strstr(clcl_last_error(), "--tau") && strstr(clcl_last_error(), "linear:0.2"), "%s",
+              clcl_last_error());
+
+    char missing[700];
+    snprintf(missing, sizeof missing, "%s/no-such-dir", data);
+    cr_expect_eq(train(missing, out, ""), 1);
+    cr_expect(strstr(clcl_last_error(), "no-such-dir"), "%s", clcl_last_error());
+
+    char blocked[700];
+    snprintf(blocked, sizeof blocked, "%s/train-images-idx3-ubyte/out", data);
+    cr_expect_eq(train(data, blocked, ""), 1);
+    cr_expect(strstr(clcl_last_error(), "train-images-idx3-ubyte"), "%s", clcl_last_error());
+
+    char *argv[] = {"--resume", out, "--width", "1"};
+    cr_expect_eq(clcl_cmd_train(4, argv), 2, "--resume takes no model flags");
+    char *eval_argv[] = {"--checkpoint", missing};
+    cr_expect_eq(clcl_cmd_eval(2, eval_argv), 1);
+    cr_expect(strstr(clcl_last_error(), "config.json"), "%s", clcl_last_error());
+}
