@@ -489,7 +489,8 @@ static int by_offset(const void *a, const void *b) {
  * unique; then points each entry at its (aligned) bytes. */
 static clcl_status check_layout(clcl_safetensors *st) {
     uint64_t expected = 0;
-    qsort(st->entries, (size_t)st->n, sizeof *st->entries, by_offset);
+    if (st->n > 1)
+        qsort(st->entries, (size_t)st->n, sizeof *st->entries, by_offset);
     for (int i = 0; i < st->n; i++) {
         entry_slot *s = &st->entries[i];
         if (s->end > st->data_size)
@@ -822,7 +823,8 @@ static clcl_status writer_slot(clcl_safetensors_writer *w, const char *name, clc
     }
     t->dtype = dtype;
     t->ndim = ndim;
-    memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
+    if (ndim)
+        memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
     w->n++;
     *out = t;
     return CLCL_OK;
@@ -832,7 +834,8 @@ clcl_status clcl_safetensors_add(clcl_safetensors_writer *w, const char *name, c
                                  int ndim, const int64_t *shape, const void *data) {
     out_tensor *t;
     CLCL_TRY(writer_slot(w, name, dtype, ndim, shape, &t));
-    memcpy(t->data, data, t->bytes);
+    if (t->bytes)
+        memcpy(t->data, data, t->bytes);
     return CLCL_OK;
 }
 

@@ -386,6 +386,14 @@ Test(model, resnet18_imagenet_stem_odd_size_batch3_matches_pytorch) {
     run_golden("resnet18_imagenet_w0.25_b3.safetensors");
 }
 
+/* The same with a GPU's limits (256 work-items, 32 KiB of local memory), in this test's
+ * process only, so that no kernel leans on PoCL's generous ones. */
+Test(model, resnet18_matches_pytorch_with_gpu_sized_limits) {
+    setenv("CLCL_MAX_WORK_GROUP", "256", 1);
+    setenv("CLCL_MAX_LOCAL_MEM", "32768", 1);
+    run_golden("resnet18_imagenet_w0.25_b3.safetensors");
+}
+
 Test(model, resnet50_one_channel_no_last_bias_matches_pytorch) {
     run_golden("resnet50_cifar_w0.125_b4.safetensors");
 }
