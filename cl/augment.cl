@@ -82,8 +82,8 @@ static float3 shift_hue(float3 c, float shift) {
     float cr = maxc - minc;
     int flat = maxc == minc;
     float s = cr / (flat ? 1.0f : maxc);
-    float div = flat ? 1.0f : cr;
-    float rc = (maxc - c.x) / div, gc = (maxc - c.y) / div, bc = (maxc - c.z) / div;
+    float inv = 1.0f / (flat ? 1.0f : cr);
+    float rc = (maxc - c.x) * inv, gc = (maxc - c.y) * inv, bc = (maxc - c.z) * inv;
     float h;
     if (maxc == c.x)
         h = bc - gc;
@@ -91,7 +91,8 @@ static float3 shift_hue(float3 c, float shift) {
         h = 2.0f + rc - bc;
     else
         h = 4.0f + gc - rc;
-    h = fmod(h / 6.0f + 1.0f, 1.0f);
+    h = h / 6.0f + 1.0f; /* in [5/6, 2): h - floor(h) is fmod(h, 1), exactly */
+    h = h - floor(h);
     h = h + shift;
     h = h - floor(h);
 
