@@ -1,5 +1,6 @@
 /* Temperature and threshold schedules: parsing, values, formatting. */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,19 +174,34 @@ clcl_status clcl_schedule_check_temperature(const clcl_schedule *s, const char *
     return CLCL_OK;
 }
 
+/* Appends to buf as snprintf would, keeping *used the length the full text would have. */
+static void append(char *buf, size_t size, size_t *used, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void append(char *buf, size_t size, size_t *used, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(*used < size ? buf + *used : NULL, *used < size ? size - *used : 0, fmt, ap);
+    va_end(ap);
+    *used += n > 0 ? (size_t)n : 0;
+}
+
 const char *clcl_schedule_format(const clcl_schedule *s, char *buf, size_t size) {
     static const char *names[] = {"off", "constant", "linear", "cosine", "exp", "step"};
-    size_t used = (size_t)snprintf(buf, size, "%s", names[s->kind]);
+    size_t used = 0;
+    if (size)
+        buf[0] = '\0';
+    append(buf, size, &used, "%s", names[s->kind]);
     if (s->kind == CLCL_SCHEDULE_CONSTANT)
-        used += (size_t)snprintf(buf + used, used < size ? size - used : 0, ":%.15g", s->start);
+        append(buf, size, &used, ":%.15g", s->start);
     else if (s->kind == CLCL_SCHEDULE_STEP)
         for (int e = 0; e < s->n_values; e++)
-            used += (size_t)snprintf(buf + used, used < size ? size - used : 0,
-                                     e ? ":%.15g@%.15g" : ":%.15g", s->values[e], s->bounds[e]);
+            if (e)
+                append(buf, size, &used, ":%.15g@%.15g", s->values[e], s->bounds[e]);
+            else
+                append(buf, size, &used, ":%.15g", s->values[e]);
     else if (s->kind != CLCL_SCHEDULE_OFF)
-        used += (size_t)snprintf(buf + used, used < size ? size - used : 0, ":%.15g:%.15g",
-                                 s->start, s->end);
+        append(buf, size, &used, ":%.15g:%.15g", s->start, s->end);
     if (s->warmup > 0)
-        snprintf(buf + used, used < size ? size - used : 0, ":warmup=%.15g", s->warmup);
+        append(buf, size, &used, ":warmup=%.15g", s->warmup);
     return buf;
 }
