@@ -478,6 +478,10 @@ size_t clcl_model_allocations(const clcl_model *m) {
     return clcl_pool_allocations(m->acts) + clcl_pool_allocations(m->scratch);
 }
 
+size_t clcl_model_activation_bytes(const clcl_model *m) {
+    return clcl_pool_bytes(m->acts) + clcl_pool_bytes(m->scratch);
+}
+
 /* ---- forward ------------------------------------------------------------------------ */
 
 static clcl_tensor *W(clcl_model *m, int index) {

@@ -98,8 +98,10 @@ clcl_status clcl_model_forward_backbone(clcl_model *m, const clcl_tensor *x, clc
  * dproj the head's gradients are written as 0; dproj needs a full forward. */
 clcl_status clcl_model_backward(clcl_model *m, const clcl_tensor *dproj, const clcl_tensor *dfeat);
 
-/* Device buffers the model's pools have allocated (constant from the second step on). */
+/* Device buffers the model's pools have allocated (constant from the second step on), and
+ * the bytes they hold (activations, gradients in flight, the layers' scratch). */
 size_t clcl_model_allocations(const clcl_model *m);
+size_t clcl_model_activation_bytes(const clcl_model *m);
 
 /* ---- safetensors ---------------------------------------------------------------------
  * Files hold every parameter and buffer by torchvision's name (num_batches_tracked as an
