@@ -559,9 +559,9 @@ Test(loss, large_batch_low_temperature, .timeout = 600) {
     ref_batch b;
     ref_batch_init(&b, h, n2, d);
     clcl_context *ctx = test_context();
-    const int picks[] = {0, 4};
-    for (int pi = 0; pi < 2; pi++) {
-        const variant *v = &VARIANTS[picks[pi]];
+    /* eliminate with a cap: the kept lists and their evictions into the log-sum-exp */
+    {
+        const variant *v = &VARIANTS[4];
         ref_config rc = {(int)v->mode, v->weight, v->cap, 0.01, theta};
         ref_result r;
         ref_loss(&b, labels, &rc, &r, ref_dh, row_step);
