@@ -446,15 +446,15 @@ clcl_status clcl_augment_apply(clcl_augment *a, cl_mem images, int n,
                                     weights + (size_t)m * (radius + 1));
         blurred |= records[m].sigma > 0.0f;
     }
+    if (blurred && !a->blur)
+        return clcl_fail(CLCL_ERR_ARGUMENT,
+                         "augment: records ask for a blur but this augmenter's blur_p is 0");
     size_t floats = (size_t)count * (REC_FLOATS + (a->blur ? radius + 1 : 0));
     CLCL_TRY_CL(clEnqueueWriteBuffer(clcl_context_queue(a->t.ctx), a->params, CL_TRUE, 0,
                                      floats * sizeof(float), a->host, 0, NULL, NULL));
 
     /* The fused kernel, then the blur of the images that have one. */
     CLCL_TRY(transform_run(&a->t, images, n, a->params, count, out));
-    if (blurred && !a->blur)
-        return clcl_fail(CLCL_ERR_ARGUMENT,
-                         "augment: records ask for a blur but this augmenter's blur_p is 0");
     if (blurred)
         CLCL_TRY(clcl_blur_run(a->blur, out->buf, count, a->params, count * REC_FLOATS));
     return CLCL_OK;
