@@ -1,13 +1,16 @@
 /* Times every convolution shape of ResNet-18 (CIFAR stem, no max pool) forward, backward
  * data and backward weights, after checking each against a direct double-precision sum
- * at sampled outputs. Prints a table (median and min ms, GFLOP/s at the median) and,
- * with --csv, the same rows as CSV.
+ * at sampled outputs. Prints a table (median and min ms, GFLOP/s at the median, and GFLOP
+ * per second of the process's CPU time, which load from other processes disturbs less)
+ * and, with --csv, the same rows as CSV.
  *
  *   bench_conv [--batch 128] [--size 32] [--in 3] [--width 1] [--reps 5] [--layer NAME]
  *              [--variants] [--csv FILE] [--device D]
  *
  * --variants also times the alternatives docs/layers.md compares: one image per GEMM,
- * and, forward only, CLBlast's single-kernel convolution (CLBlastSconvgemm). */
+ * and, forward only, CLBlast's single-kernel convolution (CLBlastSconvgemm).
+ * --gemm times instead the matrix products alone, as the convolutions issue them (one
+ * chunk of images), for CLBlast and for our kernels of cl/gemm.cl. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +37,7 @@ typedef struct {
 } conv_shape;
 
 typedef struct {
-    int batch, size, in, reps, variants;
+    int batch, size, in, reps, variants, gemm;
     double width;
     const char *layer, *csv, *device;
 } bench_options;
@@ -58,10 +61,19 @@ static int resnet18_shapes(const bench_options *o, conv_shape *out) {
     return n;
 }
 
-static double now_s(void) {
+static double clock_s(clockid_t id) {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(id, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static double now_s(void) {
+    return clock_s(CLOCK_MONOTONIC);
+}
+
+/* CPU time of the whole process, every thread (PoCL's workers) included. */
+static double cpu_s(void) {
+    return clock_s(CLOCK_PROCESS_CPUTIME_ID);
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -261,9 +273,114 @@ static void run_time(clcl_context *ctx, clcl_pool *pool, conv_run *r, int dir, v
     fflush(stdout);
 }
 
+/* ---- --gemm: the matrix products alone ---------------------------------------------- */
+
+/* Bytes of one chunk's column matrix, as host/conv.c budgets it. */
+#define CHUNK_BYTES ((size_t)64 << 20)
+
+/* Images per chunk for a shape, as host/conv.c chooses them. */
+static int chunk_images(const conv_shape *s, int batch, int p) {
+    size_t rows = (size_t)s->c * s->r * s->r;
+    if ((size_t)s->k > rows)
+        rows = (size_t)s->k;
+    size_t fit = CHUNK_BYTES / (rows * (size_t)p * p * sizeof(float));
+    int nb = fit < 1 ? 1 : fit < (size_t)batch ? (int)fit : batch;
+    int chunks = (batch + nb - 1) / nb;
+    return (batch + chunks - 1) / chunks;
+}
+
+/* Double-precision check of sampled entries of C; returns how many are off. */
+static int gemm_verify(const clcl_gemm_args *g, const float *a, const float *b, const float *c) {
+    int bad = 0;
+    for (int t = 0; t < CHECKS; t++) {
+        int i = rand_below(g->m), j = rand_below(g->n);
+        double sum = 0.0;
+        for (int l = 0; l < g->k; l++) {
+            double av = g->trans_a ? a[(size_t)l * g->lda + i] : a[(size_t)i * g->lda + l];
+            double bv = g->trans_b ? b[(size_t)j * g->ldb + l] : b[(size_t)l * g->ldb + j];
+            sum += av * bv;
+        }
+        double got = c[(size_t)i * g->ldc + j];
+        if (!(fabs(got - sum) <= CHECK_ATOL + CHECK_RTOL * fabs(sum)))
+            bad++;
+    }
+    return bad;
+}
+
+static clcl_status gemm_backend(clcl_context *ctx, int own, const clcl_gemm_args *g) {
+    return own ? clcl_gemm_own(ctx, NULL, g) : clcl_gemm_clblast(ctx, g);
+}
+
+/* Verifies, then times one product with one backend; prints a row. */
+static void gemm_time(clcl_context *ctx, const conv_shape *s, const char *dir,
+                      const clcl_gemm_args *g, int own, const float *a, const float *b, float *c,
+                      const bench_options *o, FILE *csv) {
+    double times[MAX_REPS];
+    const char *backend = own ? "own (cl/gemm.cl)" : "CLBlast";
+    if (gemm_backend(ctx, own, g) != CLCL_OK || clcl_finish(ctx) != CLCL_OK)
+        die(backend);
+    if (clEnqueueReadBuffer(clcl_context_queue(ctx), g->c, CL_TRUE, 0,
+                            (size_t)g->m * g->ldc * sizeof(float), c, 0, NULL, NULL) != CL_SUCCESS)
+        die("read");
+    int bad = gemm_verify(g, a, b, c);
+    if (bad) {
+        fprintf(stderr, "bench_conv: %s %s GEMM (%s): %d of %d sampled entries are wrong\n",
+                s->name, dir, backend, bad, CHECKS);
+        exit(1);
+    }
+    double c0 = cpu_s();
+    for (int i = 0; i < o->reps; i++) {
+        double t0 = now_s();
+        if (gemm_backend(ctx, own, g) != CLCL_OK || clcl_finish(ctx) != CLCL_OK)
+            die(backend);
+        times[i] = now_s() - t0;
+    }
+    double cpu = (cpu_s() - c0) / o->reps;
+    qsort(times, (size_t)o->reps, sizeof *times, cmp_double);
+    double med = times[o->reps / 2], min = times[0], flop = 2.0 * g->m * g->n * g->k;
+    printf("%-22s %-16s %c%c %6d %6d %6d  %-18s %9.2f %9.2f %8.1f %8.1f\n", s->name, dir,
+           g->trans_a ? 'T' : 'N', g->trans_b ? 'T' : 'N', g->m, g->n, g->k, backend, 1e3 * med,
+           1e3 * min, flop / med * 1e-9, flop / cpu * 1e-9);
+    if (csv)
+        fprintf(csv, "%s,%s,%c%c,%d,%d,%d,%s,%.4f,%.4f,%.2f,%.2f\n", s->name, dir,
+                g->trans_a ? 'T' : 'N', g->trans_b ? 'T' : 'N', g->m, g->n, g->k, backend,
+                1e3 * med, 1e3 * min, flop / med * 1e-9, flop / cpu * 1e-9);
+    fflush(stdout);
+}
+
+/* The three products of one shape's chunk: forward NN (K, L) = (K, CRS) (CRS, L), backward
+ * data TN (CRS, L) = (K, CRS)^T (K, L), backward weights NT (K, CRS) = (K, L) (CRS, L)^T,
+ * with L = images per chunk * P * Q. */
+static void gemm_shape(clcl_context *ctx, const conv_shape *s, const bench_options *o, FILE *csv) {
+    int p = clcl_conv2d_out_size(s->h, s->r, s->stride, s->pad);
+    int crs = s->c * s->r * s->r, l = chunk_images(s, o->batch, p) * p * p, kk = s->k;
+    size_t big = (size_t)crs * l > (size_t)kk * l ? (size_t)crs * l : (size_t)kk * l;
+    float *hw = random_floats((size_t)kk * crs), *hcol = random_floats((size_t)crs * l);
+    float *ht = random_floats((size_t)kk * l), *hc = malloc(big * sizeof *hc);
+    clcl_tensor w, col, t, c;
+    make_tensor(ctx, &w, 1, 1, kk, crs, hw);
+    make_tensor(ctx, &col, 1, 1, crs, l, hcol);
+    make_tensor(ctx, &t, 1, 1, kk, l, ht);
+    make_tensor(ctx, &c, 1, 1, 1, (int)big, NULL);
+    clcl_gemm_args fwd = {0, 0,           kk,      l, crs,       1.0f,  0.0f, w.buf,
+                          0, (size_t)crs, col.buf, 0, (size_t)l, c.buf, 0,    (size_t)l};
+    clcl_gemm_args data = {1, 0,           crs,   l, kk,        1.0f,  0.0f, w.buf,
+                           0, (size_t)crs, t.buf, 0, (size_t)l, c.buf, 0,    (size_t)l};
+    clcl_gemm_args wts = {0, 1,         kk,      crs, l,         1.0f,  0.0f, t.buf,
+                          0, (size_t)l, col.buf, 0,   (size_t)l, c.buf, 0,    (size_t)crs};
+    for (int own = 0; own < 2; own++)
+        gemm_time(ctx, s, "forward", &fwd, own, hw, hcol, hc, o, csv);
+    for (int own = 0; own < 2; own++)
+        gemm_time(ctx, s, "backward data", &data, own, hw, ht, hc, o, csv);
+    for (int own = 0; own < 2; own++)
+        gemm_time(ctx, s, "backward weights", &wts, own, ht, hcol, hc, o, csv);
+    free(hw), free(hcol), free(ht), free(hc);
+    clcl_tensor_free(&w), clcl_tensor_free(&col), clcl_tensor_free(&t), clcl_tensor_free(&c);
+}
+
 static void usage(void) {
     fprintf(stderr, "usage: bench_conv [--batch N] [--size S] [--in C] [--width W] [--reps R] "
-                    "[--layer NAME] [--variants] [--csv FILE] [--device D]\n");
+                    "[--layer NAME] [--variants] [--gemm] [--csv FILE] [--device D]\n");
     exit(2);
 }
 
@@ -271,8 +388,8 @@ static bench_options parse(int argc, char **argv) {
     bench_options o = {.batch = 128, .size = 32, .in = 3, .reps = 5, .width = 1.0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--variants") == 0) {
-            o.variants = 1;
+        if (strcmp(a, "--variants") == 0 || strcmp(a, "--gemm") == 0) {
+            *(strcmp(a, "--gemm") == 0 ? &o.gemm : &o.variants) = 1;
             continue;
         }
         if (!v)
@@ -316,19 +433,30 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_conv: cannot write --csv %s\n", o.csv);
         return 1;
     }
-    if (csv)
+    if (csv && o.gemm)
+        fprintf(csv, "layer,direction,transposes,m,n,k,backend,median_ms,min_ms,gflops,"
+                     "gflop_per_cpu_s\n");
+    else if (csv)
         fprintf(csv, "layer,uses,batch,c,k,r,stride,pad,h,direction,variant,median_ms,min_ms,"
-                     "gflops\n");
+                     "gflops,gflop_per_cpu_s\n");
 
     const clcl_device_info *dev = clcl_context_device(ctx);
     printf("device: %s (%s), batch %d, %dx%d input with %d channels, width %g, %d repetitions\n",
            dev->name, dev->platform, o.batch, o.size, o.size, o.in, o.width, o.reps);
-    printf("%-22s %4s %4s %5s %s %3s  %-16s %-18s %9s %9s %8s\n", "layer", "C", "K", "RxS", "s",
-           "H", "direction", "variant", "median ms", "min ms", "GFLOP/s");
+    if (o.gemm)
+        printf("%-22s %-16s %2s %6s %6s %6s  %-18s %9s %9s %8s %8s\n", "layer", "direction", "op",
+               "M", "N", "K", "backend", "median ms", "min ms", "GFLOP/s", "GF/cpu-s");
+    else
+        printf("%-22s %4s %4s %5s %s %3s  %-16s %-18s %9s %9s %8s %8s\n", "layer", "C", "K", "RxS",
+               "s", "H", "direction", "variant", "median ms", "min ms", "GFLOP/s", "GF/cpu-s");
     int n = resnet18_shapes(&o, shapes);
     for (int i = 0; i < n; i++) {
         if (o.layer && !strstr(shapes[i].name, o.layer))
             continue;
+        if (o.gemm) {
+            gemm_shape(ctx, &shapes[i], &o, csv);
+            continue;
+        }
         conv_run r;
         run_make(ctx, &shapes[i], o.batch, &r);
         for (int dir = 0; dir < 3; dir++) {

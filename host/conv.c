@@ -6,8 +6,10 @@
  *   backward weights dw (K, C*R*S)    += t col^T, over the chunks
  * and t moves between (nb, K, P*Q), the image order, and (K, nb, P*Q) by a permute. A 1x1
  * stride-1 convolution without padding needs no im2col: its column matrix is x itself,
- * permuted the same way. A chunk of one image needs no permute at all. docs/layers.md says
- * why this path and how it was measured. */
+ * permuted the same way. A chunk of one image needs no permute at all. The rows of col
+ * and t are padded (see chunk_ld), so that a GEMM walking down a column does not hit the
+ * same cache set on every row. docs/layers.md says why this path and how it was
+ * measured. */
 #include <stdio.h>
 
 #include "check.h"
@@ -26,7 +28,20 @@ typedef struct {
     int stride, pad;
     int pointwise; /* 1x1, stride 1, no padding: the input is its own column matrix */
     int nb;        /* images per chunk */
+    int ld;        /* row length of the chunk buffers col and t: nb*P*Q and padding */
 } conv_geom;
+
+/* A GEMM operand: a buffer, the offset of its first element and its row length. */
+typedef struct {
+    cl_mem mem;
+    size_t off, ld;
+} conv_operand;
+
+/* Row length for `cols` columns: rounded up to 16 floats, plus 16 more, so that rows are
+ * 64-byte aligned but their stride is never a multiple of a large power of two. */
+static int chunk_ld(int cols) {
+    return (cols + 15) / 16 * 16 + 16;
+}
 
 int clcl_conv2d_out_size(int in, int k, int stride, int pad) {
     if (in <= 0 || k <= 0 || stride <= 0 || pad < 0 || in + 2 * pad < k)
@@ -81,7 +96,7 @@ static clcl_status conv_plan(clcl_context *ctx, const char *fn, int max_images, 
     size_t rows = (size_t)g->c * g->r * g->s;
     if ((size_t)g->k > rows)
         rows = (size_t)g->k;
-    size_t per_image = rows * (size_t)g->p * g->q * sizeof(float);
+    size_t per_image = rows * ((size_t)g->p * g->q + 32) * sizeof(float);
     if (per_image > budget)
         return clcl_fail(CLCL_ERR_TOO_LARGE,
                          "%s: one image's column matrix needs %zu bytes, more "
@@ -93,59 +108,71 @@ static clcl_status conv_plan(clcl_context *ctx, const char *fn, int max_images, 
         nb = max_images;
     int chunks = (g->n + nb - 1) / nb;
     g->nb = (g->n + chunks - 1) / chunks;
+    g->ld = chunk_ld(g->nb * g->p * g->q);
     return CLCL_OK;
 }
 
-/* The column matrix (C*R*S, nb*P*Q) of images n0 .. n0+nb-1 of x, built in `col`, at
- * *out + *out_off: im2col; for a pointwise convolution the permute (nb, C, H*W) ->
- * (C, nb, H*W), or x's own slice when nb is 1. */
+/* The column matrix (C*R*S, nb*P*Q) of images n0 .. n0+nb-1 of x: im2col into `col`;
+ * for a pointwise convolution the permute (nb, C, H*W) -> (C, nb, H*W) into `col`, or x's
+ * own slice when nb is 1. */
 static clcl_status conv_columns(clcl_context *ctx, const conv_geom *g, const clcl_tensor *x, int n0,
-                                int nb, cl_mem col, cl_mem *out, size_t *out_off) {
+                                int nb, cl_mem col, conv_operand *out) {
     cl_kernel k;
     int x_off = n0 * g->c * g->h * g->w;
-    *out = col;
-    *out_off = 0;
+    *out = (conv_operand){col, 0, (size_t)g->ld};
     if (g->pointwise && nb == 1) {
-        *out = x->buf;
-        *out_off = (size_t)x_off;
+        *out = (conv_operand){x->buf, (size_t)x_off, (size_t)g->h * g->w};
         return CLCL_OK;
     }
     if (g->pointwise) {
         CLCL_TRY(clcl_context_kernel(ctx, "conv", "knl_from_nkl", NULL, &k));
         CLCL_TRY(clcl_kernel_args(k, CLCL_ARG_MEM(x->buf), CLCL_ARG_INT(x_off), CLCL_ARG_MEM(col),
-                                  CLCL_ARG_INT(0), CLCL_ARG_INT(nb), CLCL_ARG_INT(g->c),
+                                  CLCL_ARG_INT(g->ld), CLCL_ARG_INT(nb), CLCL_ARG_INT(g->c),
                                   CLCL_ARG_INT(g->h * g->w)));
         size_t global[3] = {(size_t)g->h * g->w, (size_t)g->c, (size_t)nb};
         return clcl_layers_launch(ctx, k, 3, global);
     }
     CLCL_TRY(clcl_context_kernel(ctx, "conv", "im2col", NULL, &k));
     CLCL_TRY(clcl_kernel_args(k, CLCL_ARG_MEM(x->buf), CLCL_ARG_INT(x_off), CLCL_ARG_MEM(col),
-                              CLCL_ARG_INT(nb), CLCL_ARG_INT(g->c), CLCL_ARG_INT(g->h),
-                              CLCL_ARG_INT(g->w), CLCL_ARG_INT(g->r), CLCL_ARG_INT(g->s),
-                              CLCL_ARG_INT(g->p), CLCL_ARG_INT(g->q), CLCL_ARG_INT(g->stride),
-                              CLCL_ARG_INT(g->pad)));
-    size_t global[2] = {(size_t)g->p, (size_t)g->c * g->r * g->s * nb};
-    return clcl_layers_launch(ctx, k, 2, global);
+                              CLCL_ARG_INT(g->ld), CLCL_ARG_INT(nb), CLCL_ARG_INT(g->c),
+                              CLCL_ARG_INT(g->h), CLCL_ARG_INT(g->w), CLCL_ARG_INT(g->r),
+                              CLCL_ARG_INT(g->s), CLCL_ARG_INT(g->p), CLCL_ARG_INT(g->q),
+                              CLCL_ARG_INT(g->stride), CLCL_ARG_INT(g->pad)));
+    size_t global[3] = {(size_t)g->p, (size_t)nb, (size_t)g->c * g->r * g->s};
+    return clcl_layers_launch(ctx, k, 3, global);
 }
 
 /* The permute between image order (nb, rows, L) at `img_off` of `img` and chunk order
- * (rows, nb, L) in `chunk`; to_image picks the direction. */
+ * (rows, nb*L, row length ld) in `chunk`; to_image picks the direction. */
 static clcl_status conv_permute(clcl_context *ctx, int to_image, cl_mem img, int img_off,
-                                cl_mem chunk, int nb, int rows, int l) {
+                                cl_mem chunk, int ld, int nb, int rows, int l) {
     cl_kernel k;
     size_t global[3] = {(size_t)l, (size_t)rows, (size_t)nb};
     if (to_image) {
         CLCL_TRY(clcl_context_kernel(ctx, "conv", "nkl_from_knl", NULL, &k));
-        CLCL_TRY(clcl_kernel_args(k, CLCL_ARG_MEM(chunk), CLCL_ARG_INT(0), CLCL_ARG_MEM(img),
+        CLCL_TRY(clcl_kernel_args(k, CLCL_ARG_MEM(chunk), CLCL_ARG_INT(ld), CLCL_ARG_MEM(img),
                                   CLCL_ARG_INT(img_off), CLCL_ARG_INT(nb), CLCL_ARG_INT(rows),
                                   CLCL_ARG_INT(l)));
     } else {
         CLCL_TRY(clcl_context_kernel(ctx, "conv", "knl_from_nkl", NULL, &k));
         CLCL_TRY(clcl_kernel_args(k, CLCL_ARG_MEM(img), CLCL_ARG_INT(img_off), CLCL_ARG_MEM(chunk),
-                                  CLCL_ARG_INT(0), CLCL_ARG_INT(nb), CLCL_ARG_INT(rows),
+                                  CLCL_ARG_INT(ld), CLCL_ARG_INT(nb), CLCL_ARG_INT(rows),
                                   CLCL_ARG_INT(l)));
     }
     return clcl_layers_launch(ctx, k, 3, global);
+}
+
+/* dy's images n0 .. n0+nb-1 as a (K, nb*P*Q) operand: permuted into `t`, or dy's own
+ * slice when nb is 1. */
+static clcl_status conv_dy_chunk(clcl_context *ctx, const conv_geom *g, const clcl_tensor *dy,
+                                 int n0, int nb, cl_mem t, conv_operand *out) {
+    int pq = g->p * g->q, off = n0 * g->k * pq;
+    if (nb == 1) {
+        *out = (conv_operand){dy->buf, (size_t)off, (size_t)pq};
+        return CLCL_OK;
+    }
+    *out = (conv_operand){t, 0, (size_t)g->ld};
+    return conv_permute(ctx, 0, dy->buf, off, t, g->ld, nb, g->k, pq);
 }
 
 /* dx images n0 .. n0+nb-1 from dcol (C*R*S, nb*P*Q): col2im, or for a pointwise
@@ -153,28 +180,28 @@ static clcl_status conv_permute(clcl_context *ctx, int to_image, cl_mem img, int
 static clcl_status conv_uncolumns(clcl_context *ctx, const conv_geom *g, cl_mem dcol, int n0,
                                   int nb, const clcl_tensor *dx) {
     cl_kernel k;
+    char options[32];
     int dx_off = n0 * g->c * g->h * g->w;
     if (g->pointwise)
-        return conv_permute(ctx, 1, dx->buf, dx_off, dcol, nb, g->c, g->h * g->w);
-    char options[32];
+        return conv_permute(ctx, 1, dx->buf, dx_off, dcol, g->ld, nb, g->c, g->h * g->w);
     snprintf(options, sizeof options, "-DCOL2IM_STRIDE=%d", g->stride);
     CLCL_TRY(clcl_context_kernel(ctx, "conv", "col2im", options, &k));
-    CLCL_TRY(clcl_kernel_args(k, CLCL_ARG_MEM(dcol), CLCL_ARG_MEM(dx->buf), CLCL_ARG_INT(dx_off),
-                              CLCL_ARG_INT(nb), CLCL_ARG_INT(g->c), CLCL_ARG_INT(g->h),
-                              CLCL_ARG_INT(g->w), CLCL_ARG_INT(g->r), CLCL_ARG_INT(g->s),
-                              CLCL_ARG_INT(g->p), CLCL_ARG_INT(g->q), CLCL_ARG_INT(g->pad)));
+    CLCL_TRY(clcl_kernel_args(k, CLCL_ARG_MEM(dcol), CLCL_ARG_INT(g->ld), CLCL_ARG_MEM(dx->buf),
+                              CLCL_ARG_INT(dx_off), CLCL_ARG_INT(nb), CLCL_ARG_INT(g->c),
+                              CLCL_ARG_INT(g->h), CLCL_ARG_INT(g->w), CLCL_ARG_INT(g->r),
+                              CLCL_ARG_INT(g->s), CLCL_ARG_INT(g->p), CLCL_ARG_INT(g->q),
+                              CLCL_ARG_INT(g->pad)));
     size_t global[2] = {(size_t)g->h, (size_t)nb * g->c};
     return clcl_layers_launch(ctx, k, 2, global);
 }
 
-/* Takes the chunk buffers from the pool: col (C*R*S, nb*P*Q) and t (K, nb*P*Q). */
+/* Takes the chunk buffers from the pool: col (C*R*S, ld) and t (K, ld). */
 static clcl_status conv_buffers(const char *fn, clcl_pool *scratch, const conv_geom *g,
                                 clcl_tensor *col, clcl_tensor *t) {
     if (!scratch)
         return clcl_fail(CLCL_ERR_ARGUMENT, "%s: scratch pool is NULL; pass a clcl_pool", fn);
-    int cols = g->nb * g->p * g->q;
-    CLCL_TRY(clcl_pool_tensor(scratch, col, 2, (int[]){g->c * g->r * g->s, cols}));
-    clcl_status st = clcl_pool_tensor(scratch, t, 2, (int[]){g->k, cols});
+    CLCL_TRY(clcl_pool_tensor(scratch, col, 2, (int[]){g->c * g->r * g->s, g->ld}));
+    clcl_status st = clcl_pool_tensor(scratch, t, 2, (int[]){g->k, g->ld});
     if (st != CLCL_OK)
         clcl_pool_release(scratch, col);
     return st;
@@ -185,6 +212,13 @@ static void conv_release(clcl_pool *scratch, clcl_tensor *col, clcl_tensor *t) {
         clcl_pool_release(scratch, col);
     if (t->buf)
         clcl_pool_release(scratch, t);
+}
+
+/* The GEMM args of op(a) op(b) into c (alpha 1). */
+static clcl_gemm_args conv_gemm(int trans_a, int trans_b, int m, int n, int k, conv_operand a,
+                                conv_operand b, conv_operand c, float beta) {
+    return (clcl_gemm_args){trans_a, trans_b, m,     n,     k,    1.0f,  beta,  a.mem,
+                            a.off,   a.ld,    b.mem, b.off, b.ld, c.mem, c.off, c.ld};
 }
 
 clcl_status clcl_conv2d_forward_chunks(clcl_context *ctx, clcl_pool *scratch, const clcl_tensor *x,
@@ -199,31 +233,19 @@ clcl_status clcl_conv2d_forward_chunks(clcl_context *ctx, clcl_pool *scratch, co
     CLCL_TRY(conv_plan(ctx, fn, max_images, &g));
     CLCL_TRY(conv_buffers(fn, scratch, &g, &col, &t));
     const int crs = g.c * g.r * g.s, pq = g.p * g.q;
+    const conv_operand wo = {w->buf, 0, (size_t)crs};
     for (int n0 = 0; n0 < g.n; n0 += g.nb) {
         int nb = g.n - n0 < g.nb ? g.n - n0 : g.nb;
 
         /* t (K, nb*P*Q) = w (K, C*R*S) col; a single image's t is its slice of y */
-        cl_mem b;
-        size_t b_off;
-        CLCL_TRY_GOTO(st, conv_columns(ctx, &g, x, n0, nb, col.buf, &b, &b_off), done);
-        clcl_gemm_args ga = {.m = g.k,
-                             .n = nb * pq,
-                             .k = crs,
-                             .alpha = 1.0f,
-                             .a = w->buf,
-                             .lda = (size_t)crs,
-                             .b = b,
-                             .b_offset = b_off,
-                             .ldb = (size_t)nb * pq,
-                             .c = t.buf,
-                             .ldc = (size_t)nb * pq};
-        if (nb == 1) {
-            ga.c = y->buf;
-            ga.c_offset = (size_t)n0 * g.k * pq;
-        }
+        conv_operand b, c = {t.buf, 0, (size_t)g.ld};
+        if (nb == 1)
+            c = (conv_operand){y->buf, (size_t)n0 * g.k * pq, (size_t)pq};
+        CLCL_TRY_GOTO(st, conv_columns(ctx, &g, x, n0, nb, col.buf, &b), done);
+        clcl_gemm_args ga = conv_gemm(0, 0, g.k, nb * pq, crs, wo, b, c, 0.0f);
         CLCL_TRY_GOTO(st, clcl_gemm(ctx, &ga), done);
         if (nb > 1)
-            CLCL_TRY_GOTO(st, conv_permute(ctx, 1, y->buf, n0 * g.k * pq, t.buf, nb, g.k, pq),
+            CLCL_TRY_GOTO(st, conv_permute(ctx, 1, y->buf, n0 * g.k * pq, t.buf, g.ld, nb, g.k, pq),
                           done);
     }
 done:
@@ -243,39 +265,18 @@ clcl_status clcl_conv2d_backward_data_chunks(clcl_context *ctx, clcl_pool *scrat
     CLCL_TRY(conv_plan(ctx, fn, max_images, &g));
     CLCL_TRY(conv_buffers(fn, scratch, &g, &col, &t));
     const int crs = g.c * g.r * g.s, pq = g.p * g.q;
+    const conv_operand wo = {w->buf, 0, (size_t)crs};
     for (int n0 = 0; n0 < g.n; n0 += g.nb) {
         int nb = g.n - n0 < g.nb ? g.n - n0 : g.nb;
 
-        /* dy's chunk as (K, nb*P*Q): a single image's slice of dy is that already */
-        cl_mem b = t.buf;
-        size_t b_off = 0;
-        if (nb > 1)
-            CLCL_TRY_GOTO(st, conv_permute(ctx, 0, dy->buf, n0 * g.k * pq, t.buf, nb, g.k, pq),
-                          done);
-        else {
-            b = dy->buf;
-            b_off = (size_t)n0 * g.k * pq;
-        }
-
         /* dcol (C*R*S, nb*P*Q) = w^T dy, then back to image order; a pointwise
          * convolution's single image is written in place */
-        clcl_gemm_args ga = {.trans_a = 1,
-                             .m = crs,
-                             .n = nb * pq,
-                             .k = g.k,
-                             .alpha = 1.0f,
-                             .a = w->buf,
-                             .lda = (size_t)crs,
-                             .b = b,
-                             .b_offset = b_off,
-                             .ldb = (size_t)nb * pq,
-                             .c = col.buf,
-                             .ldc = (size_t)nb * pq};
+        conv_operand b, c = {col.buf, 0, (size_t)g.ld};
         int in_place = g.pointwise && nb == 1;
-        if (in_place) {
-            ga.c = dx->buf;
-            ga.c_offset = (size_t)n0 * g.c * g.h * g.w;
-        }
+        if (in_place)
+            c = (conv_operand){dx->buf, (size_t)n0 * g.c * g.h * g.w, (size_t)pq};
+        CLCL_TRY_GOTO(st, conv_dy_chunk(ctx, &g, dy, n0, nb, t.buf, &b), done);
+        clcl_gemm_args ga = conv_gemm(1, 0, crs, nb * pq, g.k, wo, b, c, 0.0f);
         CLCL_TRY_GOTO(st, clcl_gemm(ctx, &ga), done);
         if (!in_place)
             CLCL_TRY_GOTO(st, conv_uncolumns(ctx, &g, col.buf, n0, nb, dx), done);
@@ -303,38 +304,15 @@ clcl_status clcl_conv2d_backward_weights_chunks(clcl_context *ctx, clcl_pool *sc
     CLCL_TRY(conv_plan(ctx, fn, max_images, &g));
     CLCL_TRY(conv_buffers(fn, scratch, &g, &col, &t));
     const int crs = g.c * g.r * g.s, pq = g.p * g.q;
+    const conv_operand c = {dw->buf, 0, (size_t)crs};
     for (int n0 = 0; n0 < g.n; n0 += g.nb) {
         int nb = g.n - n0 < g.nb ? g.n - n0 : g.nb;
 
-        /* dy's chunk as (K, nb*P*Q), x's as its column matrix */
-        cl_mem a = t.buf;
-        size_t a_off = 0;
-        if (nb > 1)
-            CLCL_TRY_GOTO(st, conv_permute(ctx, 0, dy->buf, n0 * g.k * pq, t.buf, nb, g.k, pq),
-                          done);
-        else {
-            a = dy->buf;
-            a_off = (size_t)n0 * g.k * pq;
-        }
-        cl_mem b;
-        size_t b_off;
-        CLCL_TRY_GOTO(st, conv_columns(ctx, &g, x, n0, nb, col.buf, &b, &b_off), done);
-
         /* dw (K, C*R*S) = sum over the chunks of dy col^T: the first chunk writes */
-        clcl_gemm_args ga = {.trans_b = 1,
-                             .m = g.k,
-                             .n = crs,
-                             .k = nb * pq,
-                             .alpha = 1.0f,
-                             .beta = n0 == 0 ? 0.0f : 1.0f,
-                             .a = a,
-                             .a_offset = a_off,
-                             .lda = (size_t)nb * pq,
-                             .b = b,
-                             .b_offset = b_off,
-                             .ldb = (size_t)nb * pq,
-                             .c = dw->buf,
-                             .ldc = (size_t)crs};
+        conv_operand a, b;
+        CLCL_TRY_GOTO(st, conv_dy_chunk(ctx, &g, dy, n0, nb, t.buf, &a), done);
+        CLCL_TRY_GOTO(st, conv_columns(ctx, &g, x, n0, nb, col.buf, &b), done);
+        clcl_gemm_args ga = conv_gemm(0, 1, g.k, crs, nb * pq, a, b, c, n0 == 0 ? 0.0f : 1.0f);
         CLCL_TRY_GOTO(st, clcl_gemm(ctx, &ga), done);
     }
 done:

@@ -1,5 +1,6 @@
 /* GEMM against a double-precision C reference: all four transposes, offsets, leading
- * dimensions larger than the matrices, alpha and beta, beta 0 over NaN, bad arguments.
+ * dimensions larger than the matrices, alpha and beta, beta 0 over NaN, bad arguments;
+ * clcl_gemm (CLBlast) and our own kernels (cl/gemm.cl) with several sets of tunables.
  *
  * Tolerance: |got - ref| <= 1e-4 + 1e-4 |ref| for inputs in [-1, 1); fp32 sums of k <= 400
  * products of that size stay well inside it. */
@@ -17,8 +18,9 @@
 /* Runs one GEMM case on the device and against ref_gemm. C starts as NaN when beta is 0,
  * so a GEMM that reads C there fails. Elements outside the (m, n) block, in the ld gap
  * and before the offset, must come back unchanged. */
-static void gemm_case(clcl_context *ctx, int ta, int tb, int m, int n, int k, float alpha,
-                      float beta, size_t pad_ld, size_t offset, uint64_t seed) {
+static void gemm_case_with(clcl_context *ctx, const clcl_gemm_params *own, int ta, int tb, int m,
+                           int n, int k, float alpha, float beta, size_t pad_ld, size_t offset,
+                           uint64_t seed) {
     uint64_t rng = seed;
     size_t a_rows = ta ? k : m, a_cols = ta ? m : k, b_rows = tb ? n : k, b_cols = tb ? k : n;
     size_t lda = a_cols + pad_ld, ldb = b_cols + pad_ld, ldc = n + pad_ld;
@@ -36,18 +38,25 @@ static void gemm_case(clcl_context *ctx, int ta, int tb, int m, int n, int k, fl
     test_tensor(ctx, &c, 1, (int[]){(int)nc}, hc);
     clcl_gemm_args g = {ta,     tb,  m,     n,      k,   alpha, beta,   a.buf,
                         offset, lda, b.buf, offset, ldb, c.buf, offset, ldc};
-    cr_assert_eq(clcl_gemm(ctx, &g), CLCL_OK, "%s", clcl_last_error());
+    clcl_status st = own ? clcl_gemm_own(ctx, own, &g) : clcl_gemm(ctx, &g);
+    cr_assert_eq(st, CLCL_OK, "%s", clcl_last_error());
     float *got = test_read(ctx, &c);
 
     double *da = test_doubles(ha, na), *db = test_doubles(hb, nb), *ref = test_doubles(hc, nc);
     ref_gemm(ta, tb, m, n, k, alpha, da + offset, lda, db + offset, ldb, beta, ref + offset, ldc);
     char what[128];
-    snprintf(what, sizeof what, "gemm %c%c m %d n %d k %d alpha %g beta %g ld+%zu offset %zu",
-             ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, beta, pad_ld, offset);
+    snprintf(what, sizeof what, "gemm %s %c%c m %d n %d k %d alpha %g beta %g ld+%zu offset %zu",
+             own ? "own" : "default", ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, beta, pad_ld,
+             offset);
     expect_close(got, ref, nc, 1e-4, 1e-4, what);
 
     free(ha), free(hb), free(hc), free(got), free(da), free(db), free(ref);
     clcl_tensor_free(&a), clcl_tensor_free(&b), clcl_tensor_free(&c);
+}
+
+static void gemm_case(clcl_context *ctx, int ta, int tb, int m, int n, int k, float alpha,
+                      float beta, size_t pad_ld, size_t offset, uint64_t seed) {
+    gemm_case_with(ctx, NULL, ta, tb, m, n, k, alpha, beta, pad_ld, offset, seed);
 }
 
 Test(gemm, all_transposes_small_odd_sizes) {
@@ -77,6 +86,39 @@ Test(gemm, all_transposes_large) {
         for (int tb = 0; tb < 2; tb++)
             gemm_case(ctx, ta, tb, 389, 403, 397, 1.0f, ta ? 0.5f : 0.0f, tb * 5, ta * 3,
                       23 + ta * 2 + tb);
+    clcl_context_free(ctx);
+}
+
+/* Our kernels: the defaults and other tunables, at sizes that leave partial tiles in every
+ * direction, plus exact multiples of the tiles. */
+Test(gemm, own_kernels_all_transposes_and_tunables) {
+    clcl_context *ctx = test_context();
+    clcl_gemm_params sets[3] = {
+        clcl_gemm_params_default(),
+        {.tm = 3, .vw = 4, .nv = 1, .dot_tm = 2, .dot_tn = 1, .lx = 8, .ly = 1},
+        {.tm = 4, .vw = 16, .nv = 1, .dot_tm = 1, .dot_tn = 4, .lx = 2, .ly = 2}};
+    for (int s = 0; s < 3; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                uint64_t seed = 100 + s * 4 + ta * 2 + tb;
+                gemm_case_with(ctx, &sets[s], ta, tb, 37, 29, 53, 1.0f, 0.0f, 0, 0, seed);
+                gemm_case_with(ctx, &sets[s], ta, tb, 67, 45, 31, 1.5f, 0.0f, 9, 13, seed);
+                gemm_case_with(ctx, &sets[s], ta, tb, 5, 1, 7, -0.5f, 0.75f, 3, 11, seed);
+                gemm_case_with(ctx, &sets[s], ta, tb, 48, 64, 80, 1.0f, 1.0f, 0, 0, seed);
+            }
+    clcl_context_free(ctx);
+}
+
+Test(gemm, own_kernel_refuses_bad_tunables) {
+    clcl_context *ctx = test_context();
+    clcl_tensor a;
+    test_tensor(ctx, &a, 1, (int[]){16}, NULL);
+    clcl_gemm_args g = {0, 0, 4, 4, 4, 1.0f, 0.0f, a.buf, 0, 4, a.buf, 0, 4, a.buf, 0, 4};
+    clcl_gemm_params p = clcl_gemm_params_default();
+    p.vw = 3;
+    cr_expect_eq(clcl_gemm_own(ctx, &p, &g), CLCL_ERR_ARGUMENT);
+    cr_expect(strstr(clcl_last_error(), "vw 3"), "%s", clcl_last_error());
+    clcl_tensor_free(&a);
     clcl_context_free(ctx);
 }
 

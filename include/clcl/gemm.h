@@ -22,4 +22,29 @@ typedef struct {
 
 clcl_status clcl_gemm(clcl_context *ctx, const clcl_gemm_args *args);
 
+/* ---- the backends, for benchmarks, tests and the tuner ------------------------------- */
+
+/* Checks the arguments alone (sizes, transposes, leading dimensions, buffer sizes):
+ * CLCL_ERR_SHAPE or CLCL_ERR_ARGUMENT with the shapes in the message. */
+clcl_status clcl_gemm_check(const clcl_gemm_args *args);
+
+/* CLBlast's SGEMM (what clcl_gemm runs by default). */
+clcl_status clcl_gemm_clblast(clcl_context *ctx, const clcl_gemm_args *args);
+
+/* The tunables of our kernels in cl/gemm.cl (see there); each combination is one program
+ * build per context. */
+typedef struct {
+    int tm, vw, nv;     /* B as stored: rows per work-item, vector width, vectors of columns */
+    int dot_tm, dot_tn; /* B transposed: rows and columns per work-item */
+    int lx, ly;         /* work-group: work-items along N and along M (capped by the device) */
+} clcl_gemm_params;
+
+/* cl/gemm.cl's defaults. */
+clcl_gemm_params clcl_gemm_params_default(void);
+
+/* Our kernel with the given tunables (NULL: the defaults). Offsets, leading dimensions and
+ * sizes must fit in an int (CLCL_ERR_TOO_LARGE otherwise). */
+clcl_status clcl_gemm_own(clcl_context *ctx, const clcl_gemm_params *params,
+                          const clcl_gemm_args *args);
+
 #endif
