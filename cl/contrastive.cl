@@ -5,7 +5,7 @@
  * {i, p(i)} with s_ij > theta, at most LOSS_CAP of them (the most similar, ties to the lower
  * index). Attract mode adds them to the positives with weight w; eliminate mode takes them out
  * of the denominator. The similarity matrix is never stored: loss_forward and loss_backward
- * each recompute it tile by tile, so a step reads z about twice per pass over the matrix.
+ * each recompute it tile by tile from z.
  *
  * Per-row results travel between the kernels in two field-major buffers, rowf (RF_FIELDS, 2N)
  * and rowi (RI_FIELDS, 2N); the same layout is written by cl/contrastive_unfused.cl. */
@@ -50,13 +50,13 @@
 #define RF_MAX     0 /* largest similarity in the denominator */
 #define RF_LOGSUM  1 /* log sum over the denominator of exp((s - max) / tau) */
 #define RF_INVW    2 /* 1 / (total weight of the positives) */
-#define RF_BOUND   3 /* similarity of the last kept pseudo-positive; -inf when none was cut */
+#define RF_BOUND   3 /* similarity of the LOSS_CAP-th kept pseudo-positive; -inf: fewer kept */
 #define RF_LOSS    4 /* l_i */
 #define RF_PARTNER 5 /* s_{i p(i)} */
 #define RF_POSSUM  6 /* sum of the pseudo-positives' similarities */
 #define RF_FIELDS  7
 /* rowi fields */
-#define RI_BOUND  0 /* index of the last kept pseudo-positive */
+#define RI_BOUND  0 /* column index of that pseudo-positive */
 #define RI_COUNT  1 /* pseudo-positives kept */
 #define RI_ABOVE  2 /* candidates above theta before the cap */
 #define RI_TP     3 /* kept ones with the anchor's label */

@@ -12,6 +12,7 @@
 #define TARGET_WG 256 /* largest work-group tried; every GPU of interest allows it */
 #define MIN_TAU   1e-4f
 #define MAX_TAU   100.0f
+#define MAX_ROWS  46340 /* (2N)^2 pair counts stay below 2^31 */
 
 const char *clcl_fn_mode_name(clcl_fn_mode mode) {
     return mode == CLCL_FN_ELIMINATE ? "eliminate" : "attract";
@@ -127,6 +128,11 @@ static clcl_status check_config(int n2, int dim, const clcl_loss_config *c) {
                          n2);
     if (dim < 1)
         return clcl_fail(CLCL_ERR_ARGUMENT, "contrastive loss: d = %d; expected d >= 1", dim);
+    if (n2 > MAX_ROWS || (long long)n2 * dim > INT_MAX)
+        return clcl_fail(CLCL_ERR_ARGUMENT,
+                         "contrastive loss: 2N = %d rows of d = %d; expected 2N <= %d and "
+                         "2N d < 2^31 (the kernels index and count in 32 bits)",
+                         n2, dim, MAX_ROWS);
     if (c->mode != CLCL_FN_ATTRACT && c->mode != CLCL_FN_ELIMINATE)
         return clcl_fail(CLCL_ERR_ARGUMENT,
                          "contrastive loss: mode %d; expected CLCL_FN_ATTRACT or "

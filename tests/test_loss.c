@@ -589,7 +589,8 @@ Test(loss, large_batch_low_temperature, .timeout = 600) {
 
 /* ---- limits, labels, bad input -------------------------------------------------------- */
 
-/* Runs a cap and a no-cap setting under capped device limits; returns the work-group. */
+/* A cap and a no-cap setting under capped device limits; the loss must pick the work-group
+ * `expect` names. */
 static void limited_device(const char *wg, const char *local, int cap, const char *expect) {
     setenv("CLCL_MAX_WORK_GROUP", wg, 1);
     setenv("CLCL_MAX_LOCAL_MEM", local, 1);
@@ -691,6 +692,7 @@ Test(loss, bad_arguments_are_refused) {
     expect_refused(clcl_loss_create(ctx, 7, 4, &ok, &loss), CLCL_ERR_ARGUMENT, "2N = 7");
     expect_refused(clcl_loss_create(ctx, 0, 4, &ok, &loss), CLCL_ERR_ARGUMENT, "even");
     expect_refused(clcl_loss_create(ctx, 8, 0, &ok, &loss), CLCL_ERR_ARGUMENT, "d = 0");
+    expect_refused(clcl_loss_create(ctx, 50000, 4, &ok, &loss), CLCL_ERR_ARGUMENT, "2N <= 46340");
     clcl_loss_config c = ok;
     c.weight = 1.5f;
     expect_refused(clcl_loss_create(ctx, 8, 4, &c, &loss), CLCL_ERR_ARGUMENT, "0 <= w <= 1");
