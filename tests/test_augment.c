@@ -15,12 +15,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
+#include <stb_image.h>
+
+#include "cli.h"
 #include "clcl/augment.h"
 #include "support.h"
 #include "support_augment.h"
+#include "support_datafiles.h"
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
@@ -713,4 +718,51 @@ Test(augment, bad_input_is_refused_with_a_clear_message) {
     cr_expect_eq(clcl_blur_create(ctx, 1, 1, 8, 8, 17, CLCL_BLUR_DIRECT, &blur), CLCL_ERR_ARGUMENT);
     free(images);
     clcl_context_free(ctx);
+}
+
+/* ---- the command --------------------------------------------------------------------- */
+
+Test(augment, command_writes_a_grid_of_originals_and_views) {
+    const char *dir = test_temp_dir("augment-cmd");
+    const int n = 5;
+    uint8_t pixels[5 * 3 * 32 * 32], labels[5] = {0, 1, 2, 3, 4};
+    test_fill_bytes(pixels, sizeof pixels, 3);
+    test_write_cifar(test_join(dir, "test_batch.bin"), n, pixels, labels, NULL);
+    const char *png = test_join(dir, "grid.png");
+    char *argv[] = {"--dataset", "cifar10", "--data", (char *)dir, "--split", "test",
+                    "--count",   "3",       "--seed", "2",         "--out",   (char *)png};
+    cr_assert_eq(clcl_cmd_augment(12, argv), 0, "%s", clcl_last_error());
+
+    /* Three rows of three 128-pixel cells (zoom 4) with 4-pixel gaps. */
+    int w, h, comp;
+    uint8_t *grid = stbi_load(png, &w, &h, &comp, 3);
+    cr_assert(grid, "cannot read %s", png);
+    cr_expect(w == 3 * 128 + 4 * 4 && h == 3 * (128 + 4) + 4, "grid is %dx%d", w, h);
+
+    /* Each row starts with one of the dataset's images, enlarged. */
+    for (int row = 0; row < 3; row++) {
+        int found = 0;
+        for (int i = 0; i < n && !found; i++) {
+            int same = 1;
+            for (int y = 0; y < 32 && same; y++)
+                for (int x = 0; x < 32 && same; x++)
+                    for (int c = 0; c < 3; c++) {
+                        uint8_t g = grid[((4 + row * 132 + 4 * y) * w + 4 + 4 * x) * 3 + c];
+                        same &= g == pixels[((i * 3 + c) * 32 + y) * 32 + x];
+                    }
+            found = same;
+        }
+        cr_expect(found, "row %d does not start with a dataset image", row);
+    }
+    stbi_image_free(grid);
+
+    /* Usage errors: 2; a dataset that is not there: 1. */
+    char *no_out[] = {"--dataset", "cifar10", "--data", (char *)dir};
+    cr_expect_eq(clcl_cmd_augment(4, no_out), 2);
+    char *missing[] = {"--dataset", "cifar10",  "--data", (char *)test_join(dir, "nothing"),
+                       "--out",     (char *)png};
+    cr_expect_eq(clcl_cmd_augment(6, missing), 1);
+    remove(png);
+    remove(test_join(dir, "test_batch.bin"));
+    rmdir(dir);
 }
