@@ -243,7 +243,7 @@ clcl_status clcl_conv2d_forward_chunks(clcl_context *ctx, clcl_pool *scratch, co
             c = (conv_operand){y->buf, (size_t)n0 * g.k * pq, (size_t)pq};
         CLCL_TRY_GOTO(st, conv_columns(ctx, &g, x, n0, nb, col.buf, &b), done);
         clcl_gemm_args ga = conv_gemm(0, 0, g.k, nb * pq, crs, wo, b, c, 0.0f);
-        CLCL_TRY_GOTO(st, clcl_gemm(ctx, &ga), done);
+        CLCL_TRY_GOTO(st, clcl_gemm_pooled(ctx, scratch, &ga), done);
         if (nb > 1)
             CLCL_TRY_GOTO(st, conv_permute(ctx, 1, y->buf, n0 * g.k * pq, t.buf, g.ld, nb, g.k, pq),
                           done);
@@ -277,7 +277,7 @@ clcl_status clcl_conv2d_backward_data_chunks(clcl_context *ctx, clcl_pool *scrat
             c = (conv_operand){dx->buf, (size_t)n0 * g.c * g.h * g.w, (size_t)pq};
         CLCL_TRY_GOTO(st, conv_dy_chunk(ctx, &g, dy, n0, nb, t.buf, &b), done);
         clcl_gemm_args ga = conv_gemm(1, 0, crs, nb * pq, g.k, wo, b, c, 0.0f);
-        CLCL_TRY_GOTO(st, clcl_gemm(ctx, &ga), done);
+        CLCL_TRY_GOTO(st, clcl_gemm_pooled(ctx, scratch, &ga), done);
         if (!in_place)
             CLCL_TRY_GOTO(st, conv_uncolumns(ctx, &g, col.buf, n0, nb, dx), done);
     }
@@ -313,7 +313,7 @@ clcl_status clcl_conv2d_backward_weights_chunks(clcl_context *ctx, clcl_pool *sc
         CLCL_TRY_GOTO(st, conv_dy_chunk(ctx, &g, dy, n0, nb, t.buf, &a), done);
         CLCL_TRY_GOTO(st, conv_columns(ctx, &g, x, n0, nb, col.buf, &b), done);
         clcl_gemm_args ga = conv_gemm(0, 1, g.k, crs, nb * pq, a, b, c, n0 == 0 ? 0.0f : 1.0f);
-        CLCL_TRY_GOTO(st, clcl_gemm(ctx, &ga), done);
+        CLCL_TRY_GOTO(st, clcl_gemm_pooled(ctx, scratch, &ga), done);
     }
 done:
     conv_release(scratch, &col, &t);

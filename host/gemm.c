@@ -118,6 +118,40 @@ clcl_status clcl_gemm(clcl_context *ctx, const clcl_gemm_args *args) {
     return clcl_gemm_clblast(ctx, args);
 }
 
+clcl_status clcl_gemm_pooled(clcl_context *ctx, clcl_pool *scratch, const clcl_gemm_args *g) {
+    char what[160];
+    cl_command_queue queue = clcl_context_queue(ctx);
+    CLBlastTranspose ta = g->trans_a ? CLBlastTransposeYes : CLBlastTransposeNo;
+    CLBlastTranspose tb = g->trans_b ? CLBlastTransposeYes : CLBlastTransposeNo;
+    size_t bytes = 0;
+    clcl_tensor temp;
+
+    if (!scratch)
+        return clcl_gemm(ctx, g);
+    CLCL_TRY(clcl_gemm_check(g));
+    snprintf(what, sizeof what, "CLBlastSgemm(row-major, %s%s, m %d, n %d, k %d)",
+             g->trans_a ? "T" : "N", g->trans_b ? "T" : "N", g->m, g->n, g->k);
+
+    /* How much CLBlast wants (bytes); none for its direct kernel. */
+    CLCL_TRY(clblast_status(CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, ta, tb, (size_t)g->m,
+                                                       (size_t)g->n, (size_t)g->k, g->a_offset,
+                                                       g->lda, g->b_offset, g->ldb, g->c_offset,
+                                                       g->ldc, &queue, &bytes),
+                            what));
+    if (bytes == 0)
+        return clcl_gemm_clblast(ctx, g);
+    size_t floats = (bytes + sizeof(float) - 1) / sizeof(float);
+    if (floats > INT_MAX)
+        return clcl_gemm_clblast(ctx, g);
+    CLCL_TRY(clcl_pool_tensor(scratch, &temp, 1, (int[]){(int)floats}));
+    CLBlastStatusCode code = CLBlastSgemmWithTempBuffer(
+        CLBlastLayoutRowMajor, ta, tb, (size_t)g->m, (size_t)g->n, (size_t)g->k, g->alpha, g->a,
+        g->a_offset, g->lda, g->b, g->b_offset, g->ldb, g->beta, g->c, g->c_offset, g->ldc, &queue,
+        NULL, temp.buf);
+    clcl_pool_release(scratch, &temp);
+    return clblast_status(code, what);
+}
+
 /* ---- our kernels --------------------------------------------------------------------- */
 
 /* 6 x 16 outputs per work-item fill 12 of the 16 AVX2 vector registers; 16 work-items of

@@ -263,7 +263,7 @@ clcl_status clcl_linear_backward(clcl_context *ctx, clcl_pool *scratch, const cl
                             .ldb = (size_t)in,
                             .c = dx->buf,
                             .ldc = (size_t)in};
-        CLCL_TRY(clcl_gemm(ctx, &g));
+        CLCL_TRY(clcl_gemm_pooled(ctx, scratch, &g));
     }
 
     /* dw (out, in) = dy^T (out, N) x (N, in) */
@@ -278,7 +278,7 @@ clcl_status clcl_linear_backward(clcl_context *ctx, clcl_pool *scratch, const cl
                         .ldb = (size_t)in,
                         .c = dw->buf,
                         .ldc = (size_t)in};
-    CLCL_TRY(clcl_gemm(ctx, &g));
+    CLCL_TRY(clcl_gemm_pooled(ctx, scratch, &g));
 
     /* db (out) = column sums of dy */
     if (db) {

@@ -109,6 +109,47 @@ Test(gemm, own_kernels_all_transposes_and_tunables) {
     clcl_context_free(ctx);
 }
 
+/* The pooled variant at a size where CLBlast takes its indirect kernel and wants a
+ * temporary buffer (1100^3 here): the pool provides it, a second call allocates nothing,
+ * and sampled entries match double sums. */
+Test(gemm, pooled_temporary_buffer) {
+    clcl_context *ctx = test_context();
+    const int m = 1100, n = 1100, k = 1100, samples = 500;
+    uint64_t rng = 31;
+    float *ha = test_floats((size_t)m * k, &rng, -1, 1),
+          *hb = test_floats((size_t)k * n, &rng, -1, 1);
+    clcl_tensor a, b, c;
+    clcl_pool *pool;
+    test_tensor(ctx, &a, 2, (int[]){k, m}, ha);
+    test_tensor(ctx, &b, 2, (int[]){n, k}, hb);
+    test_tensor(ctx, &c, 2, (int[]){m, n}, NULL);
+    cr_assert_eq(clcl_pool_create(ctx, &pool), CLCL_OK);
+    clcl_gemm_args g = {1, 1,         m,     n, k,         1.0f,  0.0f, a.buf,
+                        0, (size_t)m, b.buf, 0, (size_t)k, c.buf, 0,    (size_t)n};
+    cr_assert_eq(clcl_gemm_pooled(ctx, pool, &g), CLCL_OK, "%s", clcl_last_error());
+    size_t allocations = clcl_pool_allocations(pool);
+    cr_assert_eq(clcl_gemm_pooled(ctx, pool, &g), CLCL_OK, "%s", clcl_last_error());
+    cr_expect_eq(clcl_pool_allocations(pool), allocations);
+    float *got = test_read(ctx, &c), picked[500];
+    double ref[500];
+    for (int t = 0; t < samples; t++) {
+        int i = (int)(test_rand_u64(&rng) % (uint64_t)m),
+            j = (int)(test_rand_u64(&rng) % (uint64_t)n);
+        double sum = 0;
+        for (int l = 0; l < k; l++)
+            sum += (double)ha[(size_t)l * m + i] * hb[(size_t)j * k + l];
+        ref[t] = sum;
+        picked[t] = got[(size_t)i * n + j];
+    }
+    expect_close(picked, ref, (size_t)samples, 1e-3, 1e-4, "pooled gemm TT 1100^3, sampled");
+    cr_expect_gt(allocations, 0,
+                 "CLBlast asked for no temporary buffer: the pooled path is untested");
+    free(ha), free(hb), free(got);
+    clcl_tensor_free(&a), clcl_tensor_free(&b), clcl_tensor_free(&c);
+    clcl_pool_free(pool);
+    clcl_context_free(ctx);
+}
+
 Test(gemm, own_kernel_refuses_bad_tunables) {
     clcl_context *ctx = test_context();
     clcl_tensor a;

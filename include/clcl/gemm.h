@@ -6,7 +6,7 @@
 #ifndef CLCL_GEMM_H
 #define CLCL_GEMM_H
 
-#include "clcl/runtime.h"
+#include "clcl/tensor.h"
 
 typedef struct {
     int trans_a, trans_b; /* 0: as stored, 1: transposed */
@@ -21,6 +21,11 @@ typedef struct {
 } clcl_gemm_args;
 
 clcl_status clcl_gemm(clcl_context *ctx, const clcl_gemm_args *args);
+
+/* clcl_gemm, with the temporary buffer CLBlast needs for large products taken from
+ * `scratch` and given back, so that repeated calls allocate nothing (clcl_gemm lets
+ * CLBlast allocate and free one per call). scratch NULL is clcl_gemm. */
+clcl_status clcl_gemm_pooled(clcl_context *ctx, clcl_pool *scratch, const clcl_gemm_args *args);
 
 /* ---- the backends, for benchmarks, tests and the tuner ------------------------------- */
 
