@@ -282,10 +282,13 @@ static clcl_status transform_init(transform *t, clcl_context *ctx, const float *
         t->bias[c] = c < channels ? (float)(-(double)mean[c] / std[c]) : 0.0f;
     }
 
-    /* The largest power-of-two work-group the kernel and the device allow, up to 256. */
+    /* The largest power-of-two work-group the kernel and the device allow, up to 256, whose
+     * reduction (one float per work-item) fits in local memory. */
     CLCL_TRY(clcl_context_kernel(ctx, "augment", "augment", NULL, &k));
     CLCL_TRY(clcl_kernel_max_work_group(ctx, k, &max_local));
-    for (t->local = 1; t->local * 2 <= max_local && t->local * 2 <= 256;)
+    cl_ulong local_mem = clcl_context_device(ctx)->local_mem;
+    for (t->local = 1; t->local * 2 <= max_local && t->local * 2 <= 256 &&
+                       t->local * 2 * sizeof(float) <= local_mem;)
         t->local *= 2;
     return clcl_buffer_create(ctx, (size_t)max_batch * channels * height * width,
                               "augmentation input batch", &t->staging);
