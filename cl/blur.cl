@@ -12,42 +12,39 @@ static int reflect(int i, int n) {
     return i >= n ? 2 * (n - 1) - i : i;
 }
 
-/* tmp = x blurred along rows. One work-item per element of x. */
+/* tmp = x blurred along rows. Work-item (col, row, image * C + channel). */
 __kernel void blur_rows(__global const float *x, __global float *tmp, const int count,
                         const int channels, const int h, const int w, __global const float *weights,
                         const int offset, const int radius) {
-    int i = get_global_id(0);
-    int plane = h * w;
-    if (i >= count * channels * plane)
+    int col = get_global_id(0), row = get_global_id(1), p = get_global_id(2);
+    if (col >= w || row >= h || p >= count * channels)
         return;
-    __global const float *wt = weights + offset + (i / (channels * plane)) * (radius + 1);
+    __global const float *wt = weights + offset + (p / channels) * (radius + 1);
     if (wt[0] == 0.0f)
         return;
-    int col = i % w;
-    __global const float *row = x + (i - col);
-    float acc = wt[0] * row[col];
+    size_t base = ((size_t)p * h + row) * w;
+    __global const float *src = x + base;
+    float acc = wt[0] * src[col];
     for (int k = 1; k <= radius; k++)
-        acc += wt[k] * (row[reflect(col - k, w)] + row[reflect(col + k, w)]);
-    tmp[i] = acc;
+        acc += wt[k] * (src[reflect(col - k, w)] + src[reflect(col + k, w)]);
+    tmp[base + col] = acc;
 }
 
-/* x = tmp blurred along columns. */
+/* x = tmp blurred along columns. Work-item (col, row, image * C + channel). */
 __kernel void blur_cols(__global const float *tmp, __global float *x, const int count,
                         const int channels, const int h, const int w, __global const float *weights,
                         const int offset, const int radius) {
-    int i = get_global_id(0);
-    int plane = h * w;
-    if (i >= count * channels * plane)
+    int col = get_global_id(0), row = get_global_id(1), p = get_global_id(2);
+    if (col >= w || row >= h || p >= count * channels)
         return;
-    __global const float *wt = weights + offset + (i / (channels * plane)) * (radius + 1);
+    __global const float *wt = weights + offset + (p / channels) * (radius + 1);
     if (wt[0] == 0.0f)
         return;
-    int col = i % w, row = (i / w) % h;
-    __global const float *base = tmp + (i - row * w - col) + col;
-    float acc = wt[0] * base[row * w];
+    __global const float *src = tmp + (size_t)p * h * w + col;
+    float acc = wt[0] * src[row * w];
     for (int k = 1; k <= radius; k++)
-        acc += wt[k] * (base[reflect(row - k, h) * w] + base[reflect(row + k, h) * w]);
-    x[i] = acc;
+        acc += wt[k] * (src[reflect(row - k, h) * w] + src[reflect(row + k, h) * w]);
+    x[((size_t)p * h + row) * w + col] = acc;
 }
 
 /* padded (M * C, ph, pw) = x reflected by `radius` on every side, zero beyond. */

@@ -127,9 +127,19 @@ clcl_status clcl_blur_launch(clcl_context *ctx, cl_kernel k, size_t items) {
     return clcl_launch(ctx, k, 1, &items, &local);
 }
 
+/* A (col, row, plane) launch in work-groups of 16 x up to 16 x 1, within the kernel's
+ * limit. */
+static clcl_status launch_planes(clcl_blur *b, cl_kernel k, int planes) {
+    size_t max;
+    CLCL_TRY(clcl_kernel_max_work_group(b->ctx, k, &max));
+    size_t lx = max < 16 ? max : 16, ly = max / lx < 16 ? max / lx : 16;
+    size_t global[3] = {(size_t)b->width, (size_t)b->height, (size_t)planes};
+    size_t local[3] = {lx, ly, 1};
+    return clcl_launch(b->ctx, k, 3, global, local);
+}
+
 static clcl_status run_direct(clcl_blur *b, cl_mem x, int n, cl_mem weights, int offset) {
     cl_kernel rows, cols;
-    size_t items = (size_t)n * b->channels * b->height * b->width;
 
     /* Rows from x into tmp, then columns from tmp back into x. */
     CLCL_TRY(clcl_context_kernel(b->ctx, "blur", "blur_rows", NULL, &rows));
@@ -137,13 +147,13 @@ static clcl_status run_direct(clcl_blur *b, cl_mem x, int n, cl_mem weights, int
                               CLCL_ARG_INT(b->channels), CLCL_ARG_INT(b->height),
                               CLCL_ARG_INT(b->width), CLCL_ARG_MEM(weights), CLCL_ARG_INT(offset),
                               CLCL_ARG_INT(b->radius)));
-    CLCL_TRY(clcl_blur_launch(b->ctx, rows, items));
+    CLCL_TRY(launch_planes(b, rows, n * b->channels));
     CLCL_TRY(clcl_context_kernel(b->ctx, "blur", "blur_cols", NULL, &cols));
     CLCL_TRY(clcl_kernel_args(cols, CLCL_ARG_MEM(b->tmp), CLCL_ARG_MEM(x), CLCL_ARG_INT(n),
                               CLCL_ARG_INT(b->channels), CLCL_ARG_INT(b->height),
                               CLCL_ARG_INT(b->width), CLCL_ARG_MEM(weights), CLCL_ARG_INT(offset),
                               CLCL_ARG_INT(b->radius)));
-    return clcl_blur_launch(b->ctx, cols, items);
+    return launch_planes(b, cols, n * b->channels);
 }
 
 clcl_status clcl_blur_run(clcl_blur *b, cl_mem x, int n, cl_mem weights, int offset) {
