@@ -254,28 +254,30 @@ static void run_time(clcl_context *ctx, clcl_pool *pool, conv_run *r, int dir, v
                 dir_names[dir], variant_names[v], bad, CHECKS);
         exit(1);
     }
+    double c0 = cpu_s();
     for (int i = 0; i < o->reps; i++) {
         double t0 = now_s();
         if (run_once(ctx, pool, r, dir, v) != CLCL_OK || clcl_finish(ctx) != CLCL_OK)
             die(dir_names[dir]);
         times[i] = now_s() - t0;
     }
+    double cpu = (cpu_s() - c0) / o->reps;
     qsort(times, (size_t)o->reps, sizeof *times, cmp_double);
     double med = times[o->reps / 2], min = times[0];
     double flop = 2.0 * r->n * s->k * r->p * r->p * s->c * s->r * s->r;
-    printf("%-22s %4d %4d %2dx%-2d %d %3d  %-16s %-18s %9.2f %9.2f %8.1f\n", s->name, s->c, s->k,
-           s->r, s->r, s->stride, s->h, dir_names[dir], variant_names[v], 1e3 * med, 1e3 * min,
-           flop / med * 1e-9);
+    printf("%-22s %4d %4d %2dx%-2d %d %3d  %-16s %-18s %9.2f %9.2f %8.1f %8.1f\n", s->name, s->c,
+           s->k, s->r, s->r, s->stride, s->h, dir_names[dir], variant_names[v], 1e3 * med,
+           1e3 * min, flop / med * 1e-9, flop / cpu * 1e-9);
     if (csv)
-        fprintf(csv, "%s,%d,%d,%d,%d,%d,%d,%d,%d,%s,%s,%.4f,%.4f,%.2f\n", s->name, s->uses,
+        fprintf(csv, "%s,%d,%d,%d,%d,%d,%d,%d,%d,%s,%s,%.4f,%.4f,%.2f,%.2f\n", s->name, s->uses,
                 o->batch, s->c, s->k, s->r, s->stride, s->pad, s->h, dir_names[dir],
-                variant_names[v], 1e3 * med, 1e3 * min, flop / med * 1e-9);
+                variant_names[v], 1e3 * med, 1e3 * min, flop / med * 1e-9, flop / cpu * 1e-9);
     fflush(stdout);
 }
 
 /* ---- --gemm: the matrix products alone ---------------------------------------------- */
 
-/* Bytes of one chunk's column matrix, as host/conv.c budgets it. */
+/* Bytes of one chunk's column matrix, as host/conv.c budgets it (CONV_COLUMN_BYTES). */
 #define CHUNK_BYTES ((size_t)64 << 20)
 
 /* Images per chunk for a shape, as host/conv.c chooses them. */
@@ -283,7 +285,7 @@ static int chunk_images(const conv_shape *s, int batch, int p) {
     size_t rows = (size_t)s->c * s->r * s->r;
     if ((size_t)s->k > rows)
         rows = (size_t)s->k;
-    size_t fit = CHUNK_BYTES / (rows * (size_t)p * p * sizeof(float));
+    size_t fit = (CHUNK_BYTES / sizeof(float) / rows - 32) / ((size_t)p * p);
     int nb = fit < 1 ? 1 : fit < (size_t)batch ? (int)fit : batch;
     int chunks = (batch + nb - 1) / nb;
     return (batch + chunks - 1) / chunks;

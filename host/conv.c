@@ -96,13 +96,13 @@ static clcl_status conv_plan(clcl_context *ctx, const char *fn, int max_images, 
     size_t rows = (size_t)g->c * g->r * g->s;
     if ((size_t)g->k > rows)
         rows = (size_t)g->k;
-    size_t per_image = rows * ((size_t)g->p * g->q + 32) * sizeof(float);
-    if (per_image > budget)
+    size_t pq = (size_t)g->p * g->q, floats = budget / sizeof(float) / rows;
+    if (floats < pq + 32) /* a row's padding is at most 31 floats */
         return clcl_fail(CLCL_ERR_TOO_LARGE,
                          "%s: one image's column matrix needs %zu bytes, more "
                          "than the %zu this device allows in one buffer",
-                         fn, per_image, budget);
-    size_t fit = budget / per_image;
+                         fn, rows * (pq + 32) * sizeof(float), budget);
+    size_t fit = (floats - 32) / pq;
     int nb = fit < (size_t)g->n ? (int)fit : g->n;
     if (max_images > 0 && nb > max_images)
         nb = max_images;
