@@ -9,8 +9,8 @@
 
 /* The kernel size from which the FFT path is faster, as bench/bench_blur measures it
  * (docs/augment.md); 0: no crossover was found, the direct path is always used. Measured on
- * PoCL (CPU): the FFT path was 4 to 8 times slower at every image size (32 to 224) and
- * kernel size (3 to 191) tried, so there is none. */
+ * PoCL (CPU): the FFT path was 2.6 to 50 times slower at every image size (32 to 224) and
+ * kernel size (3 to 191) tried, so there is none. No GPU has been measured. */
 #define CLCL_BLUR_FFT_MIN_KERNEL 0
 
 clcl_blur_method clcl_blur_choose(int kernel, int height, int width) {
