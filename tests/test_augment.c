@@ -487,8 +487,20 @@ Test(augment, recipe_single_channel_matches_reference) {
 Test(augment, recipe_under_gpu_limits_matches_reference) {
     setenv("CLCL_MAX_WORK_GROUP", "256", 1);
     setenv("CLCL_MAX_LOCAL_MEM", "32768", 1);
+    clcl_context *ctx = test_context();
+    cr_assert_eq(clcl_context_device(ctx)->max_work_group, 256);
+    cr_assert_eq(clcl_context_device(ctx)->local_mem, 32768);
+    clcl_context_free(ctx);
     check_recipe(3, 50, 56, 44, CLCL_BLUR_DIRECT);
     check_recipe(3, 50, 56, 44, CLCL_BLUR_FFT);
+}
+
+/* Smaller than any real device: work-groups of 16 (the reduction's local memory is capped at
+ * 64 bytes) and blur tiles of 16 x 2. */
+Test(augment, recipe_under_tiny_limits_matches_reference) {
+    setenv("CLCL_MAX_WORK_GROUP", "32", 1);
+    setenv("CLCL_MAX_LOCAL_MEM", "64", 1);
+    check_recipe(3, 50, 56, 44, CLCL_BLUR_DIRECT);
 }
 
 /* ---- the draws ----------------------------------------------------------------------- */
