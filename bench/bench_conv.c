@@ -7,8 +7,9 @@
  *   bench_conv [--batch 128] [--size 32] [--in 3] [--width 1] [--reps 5] [--layer NAME]
  *              [--variants] [--csv FILE] [--device D]
  *
- * --variants also times the alternatives docs/layers.md compares: one image per GEMM,
- * and, forward only, CLBlast's single-kernel convolution (CLBlastSconvgemm).
+ * --variants also times the alternatives docs/layers.md compares: one image per GEMM, our
+ * GEMM kernel (cl/gemm.cl) in place of CLBlast's, and, forward only, CLBlast's
+ * single-kernel convolution (CLBlastSconvgemm).
  * --gemm times instead the matrix products alone, as the convolutions issue them (one
  * chunk of images), for CLBlast and for our kernels of cl/gemm.cl. */
 #include <math.h>
@@ -211,12 +212,14 @@ static int run_verify(const conv_run *r, int dir) {
 }
 
 /* One way of computing a direction. */
-typedef enum { VARIANT_DEFAULT, VARIANT_ONE_IMAGE, VARIANT_CONVGEMM } variant;
-static const char *variant_names[] = {"default", "one image per GEMM", "CLBlastSconvgemm"};
+typedef enum { VARIANT_DEFAULT, VARIANT_ONE_IMAGE, VARIANT_OWN_GEMM, VARIANT_CONVGEMM } variant;
+static const char *variant_names[] = {"default", "one image per GEMM", "own GEMM kernel",
+                                      "CLBlastSconvgemm"};
 
 static clcl_status run_once(clcl_context *ctx, clcl_pool *pool, conv_run *r, int dir, variant v) {
     const conv_shape *s = &r->s;
-    int max_images = v == VARIANT_ONE_IMAGE ? 1 : 0;
+    clcl_conv_options opt = {.max_images = v == VARIANT_ONE_IMAGE,
+                             .own_gemm = v == VARIANT_OWN_GEMM};
     if (v == VARIANT_CONVGEMM) {
         cl_command_queue q = clcl_context_queue(ctx);
         CLBlastStatusCode code = CLBlastSconvgemm(
@@ -228,13 +231,12 @@ static clcl_status run_once(clcl_context *ctx, clcl_pool *pool, conv_run *r, int
                                       : clcl_fail(CLCL_ERR_ARGUMENT, "CLBlastSconvgemm: %d", code);
     }
     if (dir == DIR_FORWARD)
-        return clcl_conv2d_forward_chunks(ctx, pool, &r->tx, &r->tw, s->stride, s->pad, &r->ty,
-                                          max_images);
+        return clcl_conv2d_forward_with(ctx, pool, &r->tx, &r->tw, s->stride, s->pad, &r->ty, &opt);
     if (dir == DIR_DATA)
-        return clcl_conv2d_backward_data_chunks(ctx, pool, &r->tdy, &r->tw, s->stride, s->pad,
-                                                &r->tdx, max_images);
-    return clcl_conv2d_backward_weights_chunks(ctx, pool, &r->tx, &r->tdy, s->stride, s->pad,
-                                               &r->tdw, max_images);
+        return clcl_conv2d_backward_data_with(ctx, pool, &r->tdy, &r->tw, s->stride, s->pad,
+                                              &r->tdx, &opt);
+    return clcl_conv2d_backward_weights_with(ctx, pool, &r->tx, &r->tdy, s->stride, s->pad, &r->tdw,
+                                             &opt);
 }
 
 /* Verifies, then times one direction and variant; prints a row. */
@@ -465,6 +467,8 @@ int main(int argc, char **argv) {
             run_time(ctx, pool, &r, dir, VARIANT_DEFAULT, &o, csv);
             if (o.variants)
                 run_time(ctx, pool, &r, dir, VARIANT_ONE_IMAGE, &o, csv);
+            if (o.variants)
+                run_time(ctx, pool, &r, dir, VARIANT_OWN_GEMM, &o, csv);
             if (o.variants && dir == DIR_FORWARD)
                 run_time(ctx, pool, &r, dir, VARIANT_CONVGEMM, &o, csv);
         }

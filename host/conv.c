@@ -28,6 +28,7 @@ typedef struct {
     int stride, pad;
     int pointwise; /* 1x1, stride 1, no padding: the input is its own column matrix */
     int nb;        /* images per chunk */
+    int own_gemm;  /* run cl/gemm.cl's kernels rather than clcl_gemm's backend */
     int ld;        /* row length of the chunk buffers col and t: nb*P*Q and padding */
 } conv_geom;
 
@@ -88,9 +89,12 @@ static clcl_status conv_geometry(const char *fn, const char *xname, const clcl_t
     return CLCL_OK;
 }
 
-/* Chooses the images per chunk: as many as the column budget (and max_images, when
+/* Chooses the images per chunk: as many as the column budget (and opt->max_images, when
  * positive) allow, then evened out over the chunks so that the last one is not a sliver. */
-static clcl_status conv_plan(clcl_context *ctx, const char *fn, int max_images, conv_geom *g) {
+static clcl_status conv_plan(clcl_context *ctx, const char *fn, const clcl_conv_options *opt,
+                             conv_geom *g) {
+    int max_images = opt ? opt->max_images : 0;
+    g->own_gemm = opt ? opt->own_gemm : 0;
     const clcl_device_info *dev = clcl_context_device(ctx);
     size_t budget = CONV_COLUMN_BYTES < dev->max_alloc ? CONV_COLUMN_BYTES : dev->max_alloc;
     size_t rows = (size_t)g->c * g->r * g->s;
@@ -214,6 +218,12 @@ static void conv_release(clcl_pool *scratch, clcl_tensor *col, clcl_tensor *t) {
         clcl_pool_release(scratch, t);
 }
 
+/* Runs a chunk's GEMM on the chosen backend. */
+static clcl_status conv_run_gemm(clcl_context *ctx, clcl_pool *scratch, const conv_geom *g,
+                                 const clcl_gemm_args *ga) {
+    return g->own_gemm ? clcl_gemm_own(ctx, NULL, ga) : clcl_gemm_pooled(ctx, scratch, ga);
+}
+
 /* The GEMM args of op(a) op(b) into c (alpha 1). */
 static clcl_gemm_args conv_gemm(int trans_a, int trans_b, int m, int n, int k, conv_operand a,
                                 conv_operand b, conv_operand c, float beta) {
@@ -221,16 +231,16 @@ static clcl_gemm_args conv_gemm(int trans_a, int trans_b, int m, int n, int k, c
                             a.off,   a.ld,    b.mem, b.off, b.ld, c.mem, c.off, c.ld};
 }
 
-clcl_status clcl_conv2d_forward_chunks(clcl_context *ctx, clcl_pool *scratch, const clcl_tensor *x,
-                                       const clcl_tensor *w, int stride, int pad, clcl_tensor *y,
-                                       int max_images) {
+clcl_status clcl_conv2d_forward_with(clcl_context *ctx, clcl_pool *scratch, const clcl_tensor *x,
+                                     const clcl_tensor *w, int stride, int pad, clcl_tensor *y,
+                                     const clcl_conv_options *opt) {
     const char *fn = "conv2d_forward";
     clcl_tensor col = {0}, t = {0};
     conv_geom g;
     clcl_status st = CLCL_OK;
 
     CLCL_TRY(conv_geometry(fn, "x", x, "w", w, "y", y, stride, pad, &g));
-    CLCL_TRY(conv_plan(ctx, fn, max_images, &g));
+    CLCL_TRY(conv_plan(ctx, fn, opt, &g));
     CLCL_TRY(conv_buffers(fn, scratch, &g, &col, &t));
     const int crs = g.c * g.r * g.s, pq = g.p * g.q;
     const conv_operand wo = {w->buf, 0, (size_t)crs};
@@ -243,7 +253,7 @@ clcl_status clcl_conv2d_forward_chunks(clcl_context *ctx, clcl_pool *scratch, co
             c = (conv_operand){y->buf, (size_t)n0 * g.k * pq, (size_t)pq};
         CLCL_TRY_GOTO(st, conv_columns(ctx, &g, x, n0, nb, col.buf, &b), done);
         clcl_gemm_args ga = conv_gemm(0, 0, g.k, nb * pq, crs, wo, b, c, 0.0f);
-        CLCL_TRY_GOTO(st, clcl_gemm_pooled(ctx, scratch, &ga), done);
+        CLCL_TRY_GOTO(st, conv_run_gemm(ctx, scratch, &g, &ga), done);
         if (nb > 1)
             CLCL_TRY_GOTO(st, conv_permute(ctx, 1, y->buf, n0 * g.k * pq, t.buf, g.ld, nb, g.k, pq),
                           done);
@@ -253,16 +263,16 @@ done:
     return st;
 }
 
-clcl_status clcl_conv2d_backward_data_chunks(clcl_context *ctx, clcl_pool *scratch,
-                                             const clcl_tensor *dy, const clcl_tensor *w,
-                                             int stride, int pad, clcl_tensor *dx, int max_images) {
+clcl_status clcl_conv2d_backward_data_with(clcl_context *ctx, clcl_pool *scratch,
+                                           const clcl_tensor *dy, const clcl_tensor *w, int stride,
+                                           int pad, clcl_tensor *dx, const clcl_conv_options *opt) {
     const char *fn = "conv2d_backward_data";
     clcl_tensor col = {0}, t = {0};
     conv_geom g;
     clcl_status st = CLCL_OK;
 
     CLCL_TRY(conv_geometry(fn, "dx", dx, "w", w, "dy", dy, stride, pad, &g));
-    CLCL_TRY(conv_plan(ctx, fn, max_images, &g));
+    CLCL_TRY(conv_plan(ctx, fn, opt, &g));
     CLCL_TRY(conv_buffers(fn, scratch, &g, &col, &t));
     const int crs = g.c * g.r * g.s, pq = g.p * g.q;
     const conv_operand wo = {w->buf, 0, (size_t)crs};
@@ -277,7 +287,7 @@ clcl_status clcl_conv2d_backward_data_chunks(clcl_context *ctx, clcl_pool *scrat
             c = (conv_operand){dx->buf, (size_t)n0 * g.c * g.h * g.w, (size_t)pq};
         CLCL_TRY_GOTO(st, conv_dy_chunk(ctx, &g, dy, n0, nb, t.buf, &b), done);
         clcl_gemm_args ga = conv_gemm(1, 0, crs, nb * pq, g.k, wo, b, c, 0.0f);
-        CLCL_TRY_GOTO(st, clcl_gemm_pooled(ctx, scratch, &ga), done);
+        CLCL_TRY_GOTO(st, conv_run_gemm(ctx, scratch, &g, &ga), done);
         if (!in_place)
             CLCL_TRY_GOTO(st, conv_uncolumns(ctx, &g, col.buf, n0, nb, dx), done);
     }
@@ -286,10 +296,10 @@ done:
     return st;
 }
 
-clcl_status clcl_conv2d_backward_weights_chunks(clcl_context *ctx, clcl_pool *scratch,
-                                                const clcl_tensor *x, const clcl_tensor *dy,
-                                                int stride, int pad, clcl_tensor *dw,
-                                                int max_images) {
+clcl_status clcl_conv2d_backward_weights_with(clcl_context *ctx, clcl_pool *scratch,
+                                              const clcl_tensor *x, const clcl_tensor *dy,
+                                              int stride, int pad, clcl_tensor *dw,
+                                              const clcl_conv_options *opt) {
     const char *fn = "conv2d_backward_weights";
     char tdw[120];
     clcl_tensor col = {0}, t = {0};
@@ -301,7 +311,7 @@ clcl_status clcl_conv2d_backward_weights_chunks(clcl_context *ctx, clcl_pool *sc
     if (dw->buf == x->buf || dw->buf == dy->buf)
         return clcl_fail(CLCL_ERR_ARGUMENT, "%s: %s shares its buffer with an input", fn,
                          clcl_layers_describe("dw", dw, tdw, sizeof tdw));
-    CLCL_TRY(conv_plan(ctx, fn, max_images, &g));
+    CLCL_TRY(conv_plan(ctx, fn, opt, &g));
     CLCL_TRY(conv_buffers(fn, scratch, &g, &col, &t));
     const int crs = g.c * g.r * g.s, pq = g.p * g.q;
     const conv_operand c = {dw->buf, 0, (size_t)crs};
@@ -313,7 +323,7 @@ clcl_status clcl_conv2d_backward_weights_chunks(clcl_context *ctx, clcl_pool *sc
         CLCL_TRY_GOTO(st, conv_dy_chunk(ctx, &g, dy, n0, nb, t.buf, &a), done);
         CLCL_TRY_GOTO(st, conv_columns(ctx, &g, x, n0, nb, col.buf, &b), done);
         clcl_gemm_args ga = conv_gemm(0, 1, g.k, crs, nb * pq, a, b, c, n0 == 0 ? 0.0f : 1.0f);
-        CLCL_TRY_GOTO(st, clcl_gemm_pooled(ctx, scratch, &ga), done);
+        CLCL_TRY_GOTO(st, conv_run_gemm(ctx, scratch, &g, &ga), done);
     }
 done:
     conv_release(scratch, &col, &t);
@@ -322,16 +332,16 @@ done:
 
 clcl_status clcl_conv2d_forward(clcl_context *ctx, clcl_pool *scratch, const clcl_tensor *x,
                                 const clcl_tensor *w, int stride, int pad, clcl_tensor *y) {
-    return clcl_conv2d_forward_chunks(ctx, scratch, x, w, stride, pad, y, 0);
+    return clcl_conv2d_forward_with(ctx, scratch, x, w, stride, pad, y, NULL);
 }
 
 clcl_status clcl_conv2d_backward_data(clcl_context *ctx, clcl_pool *scratch, const clcl_tensor *dy,
                                       const clcl_tensor *w, int stride, int pad, clcl_tensor *dx) {
-    return clcl_conv2d_backward_data_chunks(ctx, scratch, dy, w, stride, pad, dx, 0);
+    return clcl_conv2d_backward_data_with(ctx, scratch, dy, w, stride, pad, dx, NULL);
 }
 
 clcl_status clcl_conv2d_backward_weights(clcl_context *ctx, clcl_pool *scratch,
                                          const clcl_tensor *x, const clcl_tensor *dy, int stride,
                                          int pad, clcl_tensor *dw) {
-    return clcl_conv2d_backward_weights_chunks(ctx, scratch, x, dy, stride, pad, dw, 0);
+    return clcl_conv2d_backward_weights_with(ctx, scratch, x, dy, stride, pad, dw, NULL);
 }

@@ -25,18 +25,23 @@ clcl_status clcl_layers_expect_ndim(const char *fn, const char *name, const clcl
 clcl_status clcl_layers_expect_shape(const char *fn, const char *name, const clcl_tensor *t,
                                      int ndim, const int *shape);
 
-/* The conv2d functions of layers.h with at most `max_images` images per GEMM (0: as many
- * as the column budget allows, which is what layers.h's functions do); tests use them to
- * reach the chunked paths at small sizes. */
-clcl_status clcl_conv2d_forward_chunks(clcl_context *ctx, clcl_pool *scratch, const clcl_tensor *x,
-                                       const clcl_tensor *w, int stride, int pad, clcl_tensor *y,
-                                       int max_images);
-clcl_status clcl_conv2d_backward_data_chunks(clcl_context *ctx, clcl_pool *scratch,
-                                             const clcl_tensor *dy, const clcl_tensor *w,
-                                             int stride, int pad, clcl_tensor *dx, int max_images);
-clcl_status clcl_conv2d_backward_weights_chunks(clcl_context *ctx, clcl_pool *scratch,
-                                                const clcl_tensor *x, const clcl_tensor *dy,
-                                                int stride, int pad, clcl_tensor *dw,
-                                                int max_images);
+/* How conv2d runs; layers.h's functions use the defaults (all 0). */
+typedef struct {
+    int max_images; /* images per GEMM at most; 0: as many as the column budget allows */
+    int own_gemm;   /* 1: cl/gemm.cl's kernels (default tunables) instead of clcl_gemm's */
+} clcl_conv_options;
+
+/* The conv2d functions of layers.h with options (NULL: the defaults); tests and benchmarks
+ * use them to reach the chunked paths at small sizes and to compare GEMM backends. */
+clcl_status clcl_conv2d_forward_with(clcl_context *ctx, clcl_pool *scratch, const clcl_tensor *x,
+                                     const clcl_tensor *w, int stride, int pad, clcl_tensor *y,
+                                     const clcl_conv_options *opt);
+clcl_status clcl_conv2d_backward_data_with(clcl_context *ctx, clcl_pool *scratch,
+                                           const clcl_tensor *dy, const clcl_tensor *w, int stride,
+                                           int pad, clcl_tensor *dx, const clcl_conv_options *opt);
+clcl_status clcl_conv2d_backward_weights_with(clcl_context *ctx, clcl_pool *scratch,
+                                              const clcl_tensor *x, const clcl_tensor *dy,
+                                              int stride, int pad, clcl_tensor *dw,
+                                              const clcl_conv_options *opt);
 
 #endif

@@ -51,8 +51,11 @@ static void check_fd(fd_function fn, conv_fd *f, double *in, size_t n, const ref
     expect_close(picked, grad, k, TOL_ABS, TOL_REL, what);
 }
 
-/* One geometry, all three directions, with at most max_images images per GEMM. */
-static void conv_case(clcl_context *ctx, ref_conv g, int max_images, uint64_t seed) {
+/* One geometry, all three directions, with at most max_images images per GEMM, on
+ * clcl_gemm's backend or (own_gemm) on cl/gemm.cl's kernels. */
+static void conv_case_with(clcl_context *ctx, ref_conv g, int max_images, int own_gemm,
+                           uint64_t seed) {
+    clcl_conv_options opt = {max_images, own_gemm};
     char what[160];
     uint64_t rng = seed;
     clcl_pool *pool;
@@ -61,8 +64,9 @@ static void conv_case(clcl_context *ctx, ref_conv g, int max_images, uint64_t se
     int xs[4] = {g.n, g.c, g.h, g.w}, ws[4] = {g.k, g.c, g.r, g.s}, ys[4] = {g.n, g.k, g.p, g.q};
     snprintf(what, sizeof what,
              "conv x (%d, %d, %d, %d) w (%d, %d, %d, %d) stride %d pad %d, "
-             "%d images per GEMM",
-             g.n, g.c, g.h, g.w, g.k, g.c, g.r, g.s, g.stride, g.pad, max_images);
+             "%d images per GEMM%s",
+             g.n, g.c, g.h, g.w, g.k, g.c, g.r, g.s, g.stride, g.pad, max_images,
+             own_gemm ? ", own GEMM kernel" : "");
 
     float *hx = test_floats(nx, &rng, -1, 1), *hw = test_floats(nw, &rng, -1, 1);
     float *hdy = test_floats(ny, &rng, -1, 1);
@@ -77,14 +81,12 @@ static void conv_case(clcl_context *ctx, ref_conv g, int max_images, uint64_t se
     cr_assert_eq(clcl_pool_create(ctx, &pool), CLCL_OK);
 
     /* The three directions on the device. */
-    cr_assert_eq(clcl_conv2d_forward_chunks(ctx, pool, &x, &w, g.stride, g.pad, &y, max_images),
+    cr_assert_eq(clcl_conv2d_forward_with(ctx, pool, &x, &w, g.stride, g.pad, &y, &opt), CLCL_OK,
+                 "%s: %s", what, clcl_last_error());
+    cr_assert_eq(clcl_conv2d_backward_data_with(ctx, pool, &dy, &w, g.stride, g.pad, &dx, &opt),
                  CLCL_OK, "%s: %s", what, clcl_last_error());
-    cr_assert_eq(
-        clcl_conv2d_backward_data_chunks(ctx, pool, &dy, &w, g.stride, g.pad, &dx, max_images),
-        CLCL_OK, "%s: %s", what, clcl_last_error());
-    cr_assert_eq(
-        clcl_conv2d_backward_weights_chunks(ctx, pool, &x, &dy, g.stride, g.pad, &dw, max_images),
-        CLCL_OK, "%s: %s", what, clcl_last_error());
+    cr_assert_eq(clcl_conv2d_backward_weights_with(ctx, pool, &x, &dy, g.stride, g.pad, &dw, &opt),
+                 CLCL_OK, "%s: %s", what, clcl_last_error());
     float *gy = test_read(ctx, &y), *gdx = test_read(ctx, &dx), *gdw = test_read(ctx, &dw);
 
     /* Against the C references. */
@@ -110,8 +112,8 @@ static void conv_case(clcl_context *ctx, ref_conv g, int max_images, uint64_t se
 
     /* A second forward with the same shapes takes its buffers from the pool again. */
     size_t allocations = clcl_pool_allocations(pool);
-    cr_assert_eq(clcl_conv2d_forward_chunks(ctx, pool, &x, &w, g.stride, g.pad, &y, max_images),
-                 CLCL_OK, "%s", clcl_last_error());
+    cr_assert_eq(clcl_conv2d_forward_with(ctx, pool, &x, &w, g.stride, g.pad, &y, &opt), CLCL_OK,
+                 "%s", clcl_last_error());
     cr_expect_eq(clcl_pool_allocations(pool), allocations, "%s: the pool allocated again", what);
 
     free(hx), free(hw), free(hdy), free(dx_), free(dw_), free(ddy);
@@ -119,6 +121,10 @@ static void conv_case(clcl_context *ctx, ref_conv g, int max_images, uint64_t se
     clcl_tensor_free(&x), clcl_tensor_free(&w), clcl_tensor_free(&y);
     clcl_tensor_free(&dy), clcl_tensor_free(&dx), clcl_tensor_free(&dw);
     clcl_pool_free(pool);
+}
+
+static void conv_case(clcl_context *ctx, ref_conv g, int max_images, uint64_t seed) {
+    conv_case_with(ctx, g, max_images, 0, seed);
 }
 
 /* n c h w k r s stride pad */
@@ -160,6 +166,16 @@ Test(conv, chunks_of_one_and_two_images) {
     clcl_context_free(ctx);
 }
 
+/* The same paths with cl/gemm.cl's kernels doing the products. */
+Test(conv, own_gemm_kernel) {
+    clcl_context *ctx = test_context();
+    conv_case_with(ctx, GEOM(3, 5, 7, 7, 4, 3, 3, 1, 1), 0, 1, 17);
+    conv_case_with(ctx, GEOM(2, 3, 11, 11, 5, 7, 7, 2, 3), 0, 1, 18);
+    conv_case_with(ctx, GEOM(3, 7, 7, 7, 5, 1, 1, 1, 0), 1, 1, 19);
+    conv_case_with(ctx, GEOM(5, 7, 7, 7, 5, 1, 1, 1, 0), 2, 1, 20);
+    clcl_context_free(ctx);
+}
+
 /* GPU-shaped limits: 256 work-items and 32 KiB of local memory; then an odd cap. */
 Test(conv, gpu_shaped_limits) {
     setenv("CLCL_MAX_WORK_GROUP", "256", 1);
@@ -168,6 +184,7 @@ Test(conv, gpu_shaped_limits) {
     cr_assert_leq(clcl_context_device(ctx)->max_work_group, 256);
     conv_case(ctx, GEOM(3, 5, 7, 7, 4, 3, 3, 2, 1), 0, 14);
     conv_case(ctx, GEOM(2, 3, 11, 11, 5, 7, 7, 2, 3), 2, 15);
+    conv_case_with(ctx, GEOM(3, 5, 7, 7, 4, 3, 3, 2, 1), 0, 1, 21);
     clcl_context_free(ctx);
     setenv("CLCL_MAX_WORK_GROUP", "96", 1);
     ctx = test_context();
