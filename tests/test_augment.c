@@ -1,4 +1,4 @@
-/* Augmentation: each kernel against the C references of support_augment.c for fixed
+/* Augmentation: each kernel against the C references of host/reference_augment.c for fixed
  * parameters, the bilinear convention against PyTorch, the FFT blur against the direct one,
  * the draws (ranges, rates, torchvision's fallback), determinism, the evaluation transform
  * and bad input.
@@ -23,8 +23,8 @@
 
 #include "cli.h"
 #include "clcl/augment.h"
+#include "clcl/reference.h"
 #include "support.h"
-#include "support_augment.h"
 #include "support_datafiles.h"
 
 /* Under AddressSanitizer: libclFFT frees its plan actions with a size that does not match
@@ -101,10 +101,10 @@ static double *rig_reference(const rig *g, const uint8_t *images,
     double *ref = malloc(2 * g->n * per * sizeof *ref);
     for (int m = 0; m < 2 * g->n; m++) {
         const uint8_t *src = images + (size_t)records[m].source * in_per;
-        ref_augment_view(src, g->channels, g->height, g->width, &records[m], g->oh, g->ow,
-                         g->config.mean, g->config.std, ref + m * per);
-        ref_blur(ref + m * per, g->channels, g->oh, g->ow, records[m].sigma,
-                 clcl_augment_blur_size(g->aug));
+        clcl_ref_augment_view(src, g->channels, g->height, g->width, &records[m], g->oh, g->ow,
+                              g->config.mean, g->config.std, ref + m * per);
+        clcl_ref_blur(ref + m * per, g->channels, g->oh, g->ow, records[m].sigma,
+                      clcl_augment_blur_size(g->aug));
     }
     return ref;
 }
@@ -249,7 +249,7 @@ Test(augment, bilinear_matches_pytorch_and_reference) {
         for (int c = 0; c < gd.c; c++)
             for (int q = 0; q < oh * ow; q++)
                 ref[c * oh * ow + q] =
-                    ref_sample(gd.image + c * gd.h * gd.w, gd.w, &r, q / ow, q % ow);
+                    clcl_ref_sample(gd.image + c * gd.h * gd.w, gd.w, &r, q / ow, q % ow);
         for (size_t i = 0; i < count; i++)
             cr_assert(fabs(ref[i] - gd.out[k][i]) <= 2e-3,
                       "case %d element %zu: reference %.9g, PyTorch %.9g", k, i, ref[i],
@@ -307,20 +307,20 @@ Test(augment, bilinear_random_crops_match_reference) {
 
 Test(augment, reference_colour_steps_follow_torchvision) {
     double red[3] = {200, 0, 0};
-    ref_hue(red, 1.0 / 3.0); /* red shifted by a third of the circle is green */
+    clcl_ref_hue(red, 1.0 / 3.0); /* red shifted by a third of the circle is green */
     cr_expect(fabs(red[0]) < 1e-9 && fabs(red[1] - 200) < 1e-9 && fabs(red[2]) < 1e-9,
               "hue: (%g, %g, %g)", red[0], red[1], red[2]);
     double c[3] = {10, 100, 250};
-    ref_hue(c, 0.0);
+    clcl_ref_hue(c, 0.0);
     cr_expect(fabs(c[0] - 10) < 1e-9 && fabs(c[1] - 100) < 1e-9 && fabs(c[2] - 250) < 1e-9);
-    ref_saturation(c, 0.0); /* saturation 0 is the grey value */
+    clcl_ref_saturation(c, 0.0); /* saturation 0 is the grey value */
     cr_expect(fabs(c[0] - (0.2989 * 10 + 0.587 * 100 + 0.114 * 250)) < 1e-9);
     cr_expect(fabs(c[0] - c[2]) < 1e-12);
     double b[3] = {100, 200, 30};
-    ref_brightness(b, 1.5); /* multiplies, clamps at 255 */
+    clcl_ref_brightness(b, 1.5); /* multiplies, clamps at 255 */
     cr_expect(b[0] == 150 && b[1] == 255 && b[2] == 45);
     double k[3] = {100, 200, 30};
-    ref_blend(k, 80.0, 0.5); /* contrast blends with the mean */
+    clcl_ref_blend(k, 80.0, 0.5); /* contrast blends with the mean */
     cr_expect(k[0] == 90 && k[1] == 140 && k[2] == 55);
 }
 
@@ -413,7 +413,7 @@ static void check_blur(int channels, int h, int w, int kernel) {
         ref[i] = x[i] = test_rand_uniform(&s, -2.0f, 2.0f);
     const float sigma[4] = {0.1f, 2.0f, 0.0f, 0.9f}; /* image 2 is left alone */
     for (int i = 0; i < n; i++)
-        ref_blur(ref + i * per, channels, h, w, sigma[i], kernel);
+        clcl_ref_blur(ref + i * per, channels, h, w, sigma[i], kernel);
 
     float *direct = blur_on_device(ctx, x, n, channels, h, w, kernel, CLCL_BLUR_DIRECT, sigma);
     float *fft = blur_on_device(ctx, x, n, channels, h, w, kernel, CLCL_BLUR_FFT, sigma);
@@ -688,8 +688,8 @@ Test(augment, eval_resize_and_centre_crop_match_reference) {
     r.offset_x = 10;
     double *ref = malloc((size_t)n * 3 * oh * ow * sizeof *ref);
     for (int i = 0; i < n; i++)
-        ref_augment_view(images + (size_t)i * 3 * H * W, 3, H, W, &r, oh, ow, config.mean,
-                         config.std, ref + (size_t)i * 3 * oh * ow);
+        clcl_ref_augment_view(images + (size_t)i * 3 * H * W, 3, H, W, &r, oh, ow, config.mean,
+                              config.std, ref + (size_t)i * 3 * oh * ow);
     expect_close(got, ref, (size_t)n * 3 * oh * ow, 1e-5, 0.0, "eval resize + centre crop");
     free(ref);
     free(got);

@@ -1,4 +1,5 @@
-/* The kNN monitor and the linear probe against plain C references in double precision. */
+/* The kNN monitor and the linear probe against the plain C references in double precision of
+ * host/reference_eval.c. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,7 +7,7 @@
 #include <criterion/criterion.h>
 
 #include "clcl/eval.h"
-#include "clcl/rng.h"
+#include "clcl/reference.h"
 #include "support.h"
 
 /* Features clustered around one random centre per class, plus noise. */
@@ -32,48 +33,6 @@ static clcl_tensor upload_matrix(clcl_context *ctx, const float *x, int rows, in
     return t;
 }
 
-/* Weighted kNN in double precision: the accuracy the device must reproduce. */
-static void knn_reference(const float *bank, const int *bl, int nb, const float *q, const int *ql,
-                          int nq, int f, int classes, int k, double t, double *top1, double *top5) {
-    double *sim = malloc(nb * sizeof *sim), *score = malloc(classes * sizeof *score);
-    char *taken = malloc(nb);
-    long c1 = 0, c5 = 0;
-    for (int i = 0; i < nq; i++) {
-        double qn = 0;
-        for (int d = 0; d < f; d++)
-            qn += (double)q[i * f + d] * q[i * f + d];
-        for (int j = 0; j < nb; j++) {
-            double dot = 0, bn = 0;
-            for (int d = 0; d < f; d++) {
-                dot += (double)q[i * f + d] * bank[j * f + d];
-                bn += (double)bank[j * f + d] * bank[j * f + d];
-            }
-            sim[j] = dot / sqrt(qn * bn);
-        }
-        memset(taken, 0, nb);
-        for (int c = 0; c < classes; c++)
-            score[c] = 0;
-        for (int r = 0; r < k && r < nb; r++) {
-            int best = -1;
-            for (int j = 0; j < nb; j++)
-                if (!taken[j] && (best < 0 || sim[j] > sim[best]))
-                    best = j;
-            taken[best] = 1;
-            score[bl[best]] += exp(sim[best] / t);
-        }
-        int rank = 0;
-        for (int c = 0; c < classes; c++)
-            rank += c != ql[i] && score[c] >= score[ql[i]];
-        c1 += rank == 0;
-        c5 += rank < 5;
-    }
-    *top1 = (double)c1 / nq;
-    *top5 = (double)c5 / nq;
-    free(sim);
-    free(score);
-    free(taken);
-}
-
 Test(knn, matches_the_double_reference) {
     clcl_context *ctx = test_context();
     const int nb = 300, nq = 130, f = 17, classes = 7;
@@ -89,7 +48,7 @@ Test(knn, matches_the_double_reference) {
         cr_assert_eq(clcl_knn_evaluate(ctx, &tb, bl, &tq, ql, classes, &cfg, &acc), CLCL_OK, "%s",
                      clcl_last_error());
         double r1, r5;
-        knn_reference(bank, bl, nb, q, ql, nq, f, classes, k, 0.1, &r1, &r5);
+        cr_assert_eq(clcl_ref_knn(bank, bl, nb, q, ql, nq, f, classes, k, 0.1, &r1, &r5), CLCL_OK);
         cr_expect_float_eq(acc.top1, r1, 1e-12, "k %d: top-1 %g, reference %g", k, acc.top1, r1);
         cr_expect_float_eq(acc.top5, r5, 1e-12, "k %d: top-5 %g, reference %g", k, acc.top5, r5);
         cr_expect(r1 > 0.3 && r1 < 1.0, "the case is neither trivial nor hopeless: %g", r1);
@@ -120,90 +79,6 @@ Test(knn, bad_labels_and_shapes_are_refused) {
     clcl_context_free(ctx);
 }
 
-/* The probe's algorithm in double precision: standardize, shuffled mini-batch SGD with
- * momentum on softmax cross-entropy, cosine learning rate; returns test top-1 and the last
- * epoch's mean loss. */
-static void probe_reference(const float *xt, const int *yt, int nt, const float *xe, const int *ye,
-                            int ne, int f, int classes, const clcl_probe_config *c, double *top1,
-                            double *loss) {
-    double *mean = calloc(f, sizeof *mean), *istd = calloc(f, sizeof *istd);
-    double *w = calloc((size_t)classes * f, sizeof *w), *b = calloc(classes, sizeof *b);
-    double *vw = calloc((size_t)classes * f, sizeof *vw), *vb = calloc(classes, sizeof *vb);
-    double *gw = malloc((size_t)classes * f * sizeof *gw), *gb = malloc(classes * sizeof *gb);
-    double *z = malloc(classes * sizeof *z), *xs = malloc(f * sizeof *xs);
-    int *order = malloc(nt * sizeof *order);
-    for (int j = 0; j < f; j++) {
-        double m = 0, v = 0;
-        for (int i = 0; i < nt; i++)
-            m += xt[i * f + j];
-        m /= nt;
-        for (int i = 0; i < nt; i++)
-            v += (xt[i * f + j] - m) * (xt[i * f + j] - m);
-        mean[j] = m;
-        istd[j] = 1 / fmax(sqrt(v / nt), 1e-6);
-    }
-    long step = 0, total = (long)c->epochs * ((nt + c->batch - 1) / c->batch);
-    for (int e = 0; e < c->epochs; e++) {
-        clcl_rng rng;
-        for (int i = 0; i < nt; i++)
-            order[i] = i;
-        clcl_rng_seed_stream(&rng, c->seed, (uint64_t)e);
-        clcl_rng_shuffle(&rng, order, nt);
-        double sum = 0;
-        for (int off = 0; off < nt; off += c->batch, step++) {
-            int n = nt - off < c->batch ? nt - off : c->batch;
-            double lr = c->lr * 0.5 * (1 + cos(3.14159265358979323846 * step / total));
-            memset(gw, 0, (size_t)classes * f * sizeof *gw);
-            memset(gb, 0, classes * sizeof *gb);
-            for (int r = 0; r < n; r++) {
-                int i = order[off + r];
-                double zmax = -INFINITY, s = 0;
-                for (int j = 0; j < f; j++)
-                    xs[j] = (xt[i * f + j] - mean[j]) * istd[j];
-                for (int k = 0; k < classes; k++) {
-                    z[k] = b[k];
-                    for (int j = 0; j < f; j++)
-                        z[k] += w[k * f + j] * xs[j];
-                    zmax = fmax(zmax, z[k]);
-                }
-                for (int k = 0; k < classes; k++)
-                    s += exp(z[k] - zmax);
-                sum += log(s) + zmax - z[yt[i]];
-                for (int k = 0; k < classes; k++) {
-                    double g = (exp(z[k] - zmax) / s - (k == yt[i])) / n;
-                    gb[k] += g;
-                    for (int j = 0; j < f; j++)
-                        gw[k * f + j] += g * xs[j];
-                }
-            }
-            for (int k = 0; k < classes * f; k++) {
-                vw[k] = c->momentum * vw[k] + gw[k] + c->weight_decay * w[k];
-                w[k] -= lr * vw[k];
-            }
-            for (int k = 0; k < classes; k++) {
-                vb[k] = c->momentum * vb[k] + gb[k];
-                b[k] -= lr * vb[k];
-            }
-        }
-        *loss = sum / nt;
-    }
-    long correct = 0;
-    for (int i = 0; i < ne; i++) {
-        int best = 0;
-        for (int k = 0; k < classes; k++) {
-            z[k] = b[k];
-            for (int j = 0; j < f; j++)
-                z[k] += w[k * f + j] * (xe[i * f + j] - mean[j]) * istd[j];
-            if (z[k] > z[best])
-                best = k;
-        }
-        correct += best == ye[i];
-    }
-    *top1 = (double)correct / ne;
-    free(mean), free(istd), free(w), free(b), free(vw), free(vb);
-    free(gw), free(gb), free(z), free(xs), free(order);
-}
-
 Test(probe, follows_the_double_reference) {
     clcl_context *ctx = test_context();
     const int nt = 500, ne = 211, f = 13, classes = 6;
@@ -219,7 +94,8 @@ Test(probe, follows_the_double_reference) {
     double loss, ref_top1, ref_loss;
     cr_assert_eq(clcl_linear_probe(ctx, &tt, yt, &te, ye, classes, &cfg, &acc, &loss), CLCL_OK,
                  "%s", clcl_last_error());
-    probe_reference(xt, yt, nt, xe, ye, ne, f, classes, &cfg, &ref_top1, &ref_loss);
+    cr_assert_eq(clcl_ref_probe(xt, yt, nt, xe, ye, ne, f, classes, &cfg, &ref_top1, &ref_loss),
+                 CLCL_OK);
     cr_expect_float_eq(loss, ref_loss, 1e-4 + 1e-4 * ref_loss, "loss %g, reference %g", loss,
                        ref_loss);
     /* float rounding may move a borderline test point: allow one of them */

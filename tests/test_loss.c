@@ -8,8 +8,8 @@
 #include <criterion/criterion.h>
 
 #include "clcl/loss.h"
+#include "clcl/reference.h"
 #include "support.h"
-#include "support_loss.h"
 
 typedef struct {
     const char *name;
@@ -79,8 +79,8 @@ static void run_device(clcl_context *ctx, const float *h, const int *labels, int
     clcl_loss_free(loss);
 }
 
-static void expect_stats(const clcl_loss_stats *s, const ref_result *r, int n2, int has_labels,
-                         const char *what) {
+static void expect_stats(const clcl_loss_stats *s, const clcl_ref_loss_result *r, int n2,
+                         int has_labels, const char *what) {
     cr_expect_eq(s->pseudo_total, r->pseudo_total, "%s: pseudo-positives %lld, reference %lld",
                  what, s->pseudo_total, r->pseudo_total);
     cr_expect_float_eq(s->pseudo_per_anchor, (double)r->pseudo_total / n2, 1e-12, "%s", what);
@@ -121,14 +121,14 @@ static void expect_gradient(const float *dh, const double *ref, int n2, int d, i
  * unfused one up to 2N = UNFUSED_MAX (it is the benchmark's baseline, not the trainer's). */
 #define UNFUSED_MAX 512
 
-static void check_setting(clcl_context *ctx, const float *h, const int *labels, const ref_batch *b,
-                          const variant *v, float tau, float theta, double slack,
-                          const char *label) {
+static void check_setting(clcl_context *ctx, const float *h, const int *labels,
+                          const clcl_ref_batch *b, const variant *v, float tau, float theta,
+                          double slack, const char *label) {
     const int n2 = b->n2, d = b->d;
-    ref_config rc = {(int)v->mode, v->weight, v->cap, tau, theta};
-    ref_result r;
+    clcl_ref_loss_config rc = {(int)v->mode, v->weight, v->cap, tau, theta};
+    clcl_ref_loss_result r;
     double *ref_dh = malloc((size_t)n2 * d * sizeof *ref_dh);
-    ref_loss(b, labels, &rc, &r, ref_dh, 1);
+    clcl_ref_loss(b, labels, &rc, &r, ref_dh, 1);
 
     for (int impl = 0; impl < (n2 <= UNFUSED_MAX ? 2 : 1); impl++) {
         char what[256];
@@ -153,21 +153,21 @@ static int cmp_double(const void *a, const void *b) {
 
 /* The q-quantile of the similarities between rows and their others. */
 static double others_quantile(const float *h, int n2, int d, double q) {
-    ref_batch b;
-    ref_batch_init(&b, h, n2, d);
+    clcl_ref_batch b;
+    clcl_ref_batch_init(&b, h, n2, d);
     double *all = malloc((size_t)n2 * n2 * sizeof *all);
     size_t n = 0;
     for (int i = 0; i < n2; i++)
         for (int j = 0; j < n2; j++)
             if (j != i && j != (i + n2 / 2) % n2)
-                all[n++] = ref_sim(&b, i, j);
+                all[n++] = clcl_ref_sim(&b, i, j);
     double v = 0.5;
     if (n) {
         qsort(all, n, sizeof *all, cmp_double);
         v = all[(size_t)(q * (double)(n - 1))];
     }
     free(all);
-    ref_batch_free(&b);
+    clcl_ref_batch_free(&b);
     return v;
 }
 
@@ -180,14 +180,14 @@ static void sweep(int d) {
         uint64_t rng = 1000u * (uint64_t)n2 + (uint64_t)d;
         float *h = malloc((size_t)n2 * d * sizeof *h);
         int *labels = malloc((size_t)n2 * sizeof *labels);
-        ref_make_views(h, labels, n2, d, n2 < 20 ? 2 : 10, &rng);
+        clcl_ref_make_views(h, labels, n2, d, n2 < 20 ? 2 : 10, &rng);
 
         /* thresholds from the data: about 30% and 3% of the others above them */
         double thetas[3] = {2.0, others_quantile(h, n2, d, 0.7), others_quantile(h, n2, d, 0.97)};
-        cr_assert_geq(ref_make_unambiguous(h, n2, d, thetas + 1, 2, TEST_CAP, 2e-5, &rng), 0,
+        cr_assert_geq(clcl_ref_make_unambiguous(h, n2, d, thetas + 1, 2, TEST_CAP, 2e-5, &rng), 0,
                       "2N %d, d %d: could not make the masks unambiguous", n2, d);
-        ref_batch b;
-        ref_batch_init(&b, h, n2, d);
+        clcl_ref_batch b;
+        clcl_ref_batch_init(&b, h, n2, d);
         for (int t = 0; t < 3; t++) {
             /* without detection every variant is NT-Xent (theta_above_one_is_ntxent_exactly) */
             for (int v = 0; v < (t == 0 ? 1 : N_VARIANTS); v++)
@@ -199,13 +199,13 @@ static void sweep(int d) {
 
         /* the low threshold really finds pseudo-positives, and the cap really cuts */
         if (n2 >= 130) {
-            ref_config rc = {0, 1.0, TEST_CAP, 0.2, thetas[1]};
-            ref_result r;
-            ref_loss(&b, labels, &rc, &r, NULL, 1);
+            clcl_ref_loss_config rc = {0, 1.0, TEST_CAP, 0.2, thetas[1]};
+            clcl_ref_loss_result r;
+            clcl_ref_loss(&b, labels, &rc, &r, NULL, 1);
             cr_expect_gt(r.pseudo_total, 0, "2N %d, d %d: the low threshold finds nothing", n2, d);
             cr_expect_gt(r.capped, 0, "2N %d, d %d: the cap never binds", n2, d);
         }
-        ref_batch_free(&b);
+        clcl_ref_batch_free(&b);
         free(labels);
         free(h);
     }
@@ -235,37 +235,37 @@ Test(loss, reference_gradient_matches_finite_differences) {
         float *h = malloc((size_t)n2 * d * sizeof *h);
         int *labels = malloc((size_t)n2 * sizeof *labels);
         double *dh = malloc((size_t)n2 * d * sizeof *dh);
-        ref_make_views(h, labels, n2, d, 2, &rng);
+        clcl_ref_make_views(h, labels, n2, d, 2, &rng);
         double theta = others_quantile(h, n2, d, 0.3);
-        cr_assert_geq(ref_make_unambiguous(h, n2, d, &theta, 1, TEST_CAP, 1e-4, &rng), 0);
-        ref_batch b;
-        ref_batch_init(&b, h, n2, d);
+        cr_assert_geq(clcl_ref_make_unambiguous(h, n2, d, &theta, 1, TEST_CAP, 1e-4, &rng), 0);
+        clcl_ref_batch b;
+        clcl_ref_batch_init(&b, h, n2, d);
         for (int v = 0; v < N_VARIANTS; v++) {
-            ref_config rc = {(int)VARIANTS[v].mode, VARIANTS[v].weight, VARIANTS[v].cap, 0.3,
-                             theta};
-            ref_result r, rp, rm;
-            ref_loss(&b, labels, &rc, &r, dh, 1);
+            clcl_ref_loss_config rc = {(int)VARIANTS[v].mode, VARIANTS[v].weight, VARIANTS[v].cap,
+                                       0.3, theta};
+            clcl_ref_loss_result r, rp, rm;
+            clcl_ref_loss(&b, labels, &rc, &r, dh, 1);
             cr_assert_gt(r.pseudo_total, 0);
             for (int e = 0; e<n2 * d; e += n2> 6 ? 7 : 1) {
                 const float keep = h[e], step = 1e-6f;
-                ref_batch bp, bm;
+                clcl_ref_batch bp, bm;
                 h[e] = keep + step;
-                ref_batch_init(&bp, h, n2, d);
+                clcl_ref_batch_init(&bp, h, n2, d);
                 h[e] = keep - step;
-                ref_batch_init(&bm, h, n2, d);
+                clcl_ref_batch_init(&bm, h, n2, d);
                 h[e] = keep;
-                ref_loss(&bp, labels, &rc, &rp, NULL, 1);
-                ref_loss(&bm, labels, &rc, &rm, NULL, 1);
+                clcl_ref_loss(&bp, labels, &rc, &rp, NULL, 1);
+                clcl_ref_loss(&bm, labels, &rc, &rm, NULL, 1);
                 /* the float steps are what h[e] really moved by */
                 double fd = (rp.loss - rm.loss) / ((double)(keep + step) - (double)(keep - step));
                 cr_expect(fabs(fd - dh[e]) <= 1e-6 + 1e-5 * fabs(dh[e]),
                           "2N %d %s: dL/dh[%d] = %.10g, finite differences %.10g", n2,
                           VARIANTS[v].name, e, dh[e], fd);
-                ref_batch_free(&bp);
-                ref_batch_free(&bm);
+                clcl_ref_batch_free(&bp);
+                clcl_ref_batch_free(&bm);
             }
         }
-        ref_batch_free(&b);
+        clcl_ref_batch_free(&b);
         free(dh);
         free(labels);
         free(h);
@@ -278,9 +278,9 @@ Test(loss, device_gradient_matches_finite_differences) {
     uint64_t rng = 5;
     float h[6 * 3];
     int labels[6];
-    ref_make_views(h, labels, n2, d, 2, &rng);
+    clcl_ref_make_views(h, labels, n2, d, 2, &rng);
     double theta = others_quantile(h, n2, d, 0.2);
-    cr_assert_geq(ref_make_unambiguous(h, n2, d, &theta, 1, TEST_CAP, 0.02, &rng), 0);
+    cr_assert_geq(clcl_ref_make_unambiguous(h, n2, d, &theta, 1, TEST_CAP, 0.02, &rng), 0);
     clcl_context *ctx = test_context();
     clcl_tensor th;
     cr_assert_eq(clcl_tensor_create(ctx, &th, 2, (int[]){n2, d}), CLCL_OK);
@@ -326,12 +326,12 @@ Test(loss, theta_above_one_is_ntxent_exactly) {
     uint64_t rng = 9;
     float *h = malloc((size_t)n2 * d * sizeof *h);
     int *labels = malloc((size_t)n2 * sizeof *labels);
-    ref_make_views(h, labels, n2, d, 10, &rng);
+    clcl_ref_make_views(h, labels, n2, d, 10, &rng);
     clcl_context *ctx = test_context();
 
     device_run base;
     run_device(ctx, h, labels, n2, d, &VARIANTS[0], CLCL_LOSS_FUSED, 0.2f, 2.0f, &base);
-    double nt = ref_ntxent(h, n2, d, 0.2);
+    double nt = clcl_ref_ntxent(h, n2, d, 0.2);
     cr_expect(fabs(base.loss - nt) <= 2e-5 * (1 + nt), "loss %.9g, NT-Xent %.12g", base.loss, nt);
     cr_expect_eq(base.stats.pseudo_total, 0);
     for (int v = 0; v < N_VARIANTS; v++) {
@@ -446,13 +446,14 @@ Test(loss, identical_rows) {
         memcpy(h + (size_t)i * d, h, (size_t)d * sizeof *h);
     for (int i = 0; i < n2; i++)
         labels[i] = i % 3;
-    ref_batch b;
-    ref_batch_init(&b, h, n2, d);
+    clcl_ref_batch b;
+    clcl_ref_batch_init(&b, h, n2, d);
     clcl_context *ctx = test_context();
     for (int v = 0; v < N_VARIANTS; v++) {
-        ref_config rc = {(int)VARIANTS[v].mode, VARIANTS[v].weight, VARIANTS[v].cap, 0.2, 0.5};
-        ref_result r;
-        ref_loss(&b, labels, &rc, &r, NULL, 1);
+        clcl_ref_loss_config rc = {(int)VARIANTS[v].mode, VARIANTS[v].weight, VARIANTS[v].cap, 0.2,
+                                   0.5};
+        clcl_ref_loss_result r;
+        clcl_ref_loss(&b, labels, &rc, &r, NULL, 1);
         /* attract: log(2N - 1) whatever the weights; eliminate: only the partner is left */
         double expect = VARIANTS[v].mode == CLCL_FN_ATTRACT || VARIANTS[v].cap ? log(n2 - 1.0) : 0;
         if (VARIANTS[v].mode == CLCL_FN_ELIMINATE && VARIANTS[v].cap)
@@ -473,7 +474,7 @@ Test(loss, identical_rows) {
             free(run.dh);
         }
     }
-    ref_batch_free(&b);
+    clcl_ref_batch_free(&b);
     clcl_context_free(ctx);
     free(labels);
     free(h);
@@ -485,11 +486,11 @@ Test(loss, all_above_threshold) {
     float *h = malloc((size_t)n2 * d * sizeof *h);
     int *labels = malloc((size_t)n2 * sizeof *labels);
     uint64_t rng = 4;
-    ref_make_views(h, labels, n2, d, 10, &rng);
+    clcl_ref_make_views(h, labels, n2, d, 10, &rng);
     double theta = -1.01;
-    cr_assert_geq(ref_make_unambiguous(h, n2, d, &theta, 1, TEST_CAP, 2e-5, &rng), 0);
-    ref_batch b;
-    ref_batch_init(&b, h, n2, d);
+    cr_assert_geq(clcl_ref_make_unambiguous(h, n2, d, &theta, 1, TEST_CAP, 2e-5, &rng), 0);
+    clcl_ref_batch b;
+    clcl_ref_batch_init(&b, h, n2, d);
     clcl_context *ctx = test_context();
     for (int v = 0; v < N_VARIANTS; v++)
         check_setting(ctx, h, labels, &b, &VARIANTS[v], 0.2f, (float)theta, 1.0, "all above");
@@ -501,7 +502,7 @@ Test(loss, all_above_threshold) {
     cr_expect_lt(max_abs(run.dh, (size_t)n2 * d), 1e-6f);
     cr_expect_float_eq(run.stats.pseudo_per_anchor, n2 - 2.0, 1e-12);
     free(run.dh);
-    ref_batch_free(&b);
+    clcl_ref_batch_free(&b);
     clcl_context_free(ctx);
     free(labels);
     free(h);
@@ -512,15 +513,15 @@ Test(loss, low_temperature) {
     float *h = malloc((size_t)n2 * d * sizeof *h);
     int *labels = malloc((size_t)n2 * sizeof *labels);
     uint64_t rng = 6;
-    ref_make_views(h, labels, n2, d, 10, &rng);
+    clcl_ref_make_views(h, labels, n2, d, 10, &rng);
     double theta = others_quantile(h, n2, d, 0.9);
-    cr_assert_geq(ref_make_unambiguous(h, n2, d, &theta, 1, TEST_CAP, 2e-5, &rng), 0);
-    ref_batch b;
-    ref_batch_init(&b, h, n2, d);
+    cr_assert_geq(clcl_ref_make_unambiguous(h, n2, d, &theta, 1, TEST_CAP, 2e-5, &rng), 0);
+    clcl_ref_batch b;
+    clcl_ref_batch_init(&b, h, n2, d);
     clcl_context *ctx = test_context();
     for (int v = 0; v < N_VARIANTS; v++)
         check_setting(ctx, h, labels, &b, &VARIANTS[v], 0.01f, (float)theta, 10.0, "tau 0.01");
-    ref_batch_free(&b);
+    clcl_ref_batch_free(&b);
     clcl_context_free(ctx);
     free(labels);
     free(h);
@@ -553,18 +554,18 @@ Test(loss, large_batch_low_temperature, .timeout = 600) {
     int *labels = malloc((size_t)n2 * sizeof *labels);
     double *ref_dh = malloc((size_t)n2 * d * sizeof *ref_dh);
     uint64_t rng = 8;
-    ref_make_views(h, labels, n2, d, 10, &rng);
+    clcl_ref_make_views(h, labels, n2, d, 10, &rng);
     double theta = 0.999;
-    cr_assert_geq(ref_make_unambiguous(h, n2, d, &theta, 1, TEST_CAP, 1e-5, &rng), 0);
-    ref_batch b;
-    ref_batch_init(&b, h, n2, d);
+    cr_assert_geq(clcl_ref_make_unambiguous(h, n2, d, &theta, 1, TEST_CAP, 1e-5, &rng), 0);
+    clcl_ref_batch b;
+    clcl_ref_batch_init(&b, h, n2, d);
     clcl_context *ctx = test_context();
     /* eliminate with a cap: the kept lists and their evictions into the log-sum-exp */
     {
         const variant *v = &VARIANTS[4];
-        ref_config rc = {(int)v->mode, v->weight, v->cap, 0.01, theta};
-        ref_result r;
-        ref_loss(&b, labels, &rc, &r, ref_dh, row_step);
+        clcl_ref_loss_config rc = {(int)v->mode, v->weight, v->cap, 0.01, theta};
+        clcl_ref_loss_result r;
+        clcl_ref_loss(&b, labels, &rc, &r, ref_dh, row_step);
         cr_assert_gt(r.pseudo_total, 0);
         device_run run;
         run_device(ctx, h, labels, n2, d, v, CLCL_LOSS_FUSED, 0.01f, (float)theta, &run);
@@ -580,7 +581,7 @@ Test(loss, large_batch_low_temperature, .timeout = 600) {
         expect_gradient(run.dh, ref_dh, n2, d, row_step, 10.0, what);
         free(run.dh);
     }
-    ref_batch_free(&b);
+    clcl_ref_batch_free(&b);
     clcl_context_free(ctx);
     free(ref_dh);
     free(labels);
@@ -603,11 +604,11 @@ static void limited_device(const char *wg, const char *local, int cap, const cha
     float *h = malloc((size_t)n2 * d * sizeof *h);
     int *labels = malloc((size_t)n2 * sizeof *labels);
     uint64_t rng = 10;
-    ref_make_views(h, labels, n2, d, 10, &rng);
+    clcl_ref_make_views(h, labels, n2, d, 10, &rng);
     double theta = others_quantile(h, n2, d, 0.8);
-    cr_assert_geq(ref_make_unambiguous(h, n2, d, &theta, 1, cap, 2e-5, &rng), 0);
-    ref_batch b;
-    ref_batch_init(&b, h, n2, d);
+    cr_assert_geq(clcl_ref_make_unambiguous(h, n2, d, &theta, 1, cap, 2e-5, &rng), 0);
+    clcl_ref_batch b;
+    clcl_ref_batch_init(&b, h, n2, d);
     variant v[2] = {{"attract w=1", CLCL_FN_ATTRACT, 1.0f, 0},
                     {"eliminate cap", CLCL_FN_ELIMINATE, 1.0f, cap}};
     for (int k = 0; k < 2; k++)
@@ -620,7 +621,7 @@ static void limited_device(const char *wg, const char *local, int cap, const cha
     clcl_loss_describe(loss, text, sizeof text);
     cr_expect(strstr(text, expect), "limits %s / %s: '%s' lacks '%s'", wg, local, text, expect);
     clcl_loss_free(loss);
-    ref_batch_free(&b);
+    clcl_ref_batch_free(&b);
     clcl_context_free(ctx);
     free(labels);
     free(h);
@@ -639,7 +640,7 @@ Test(loss, device_and_host_labels_agree) {
     float *h = malloc((size_t)n2 * d * sizeof *h);
     int *labels = malloc((size_t)n2 * sizeof *labels);
     uint64_t rng = 11;
-    ref_make_views(h, labels, n2, d, 4, &rng);
+    clcl_ref_make_views(h, labels, n2, d, 4, &rng);
     clcl_context *ctx = test_context();
     clcl_loss_config cfg = {.mode = CLCL_FN_ATTRACT, .weight = 1.0f, .cap = TEST_CAP};
     clcl_loss *loss;
@@ -750,7 +751,7 @@ Test(loss, non_finite_input_is_an_error) {
     const int n2 = 16, d = 3;
     float h[16 * 3], out[16 * 3];
     uint64_t rng = 12;
-    ref_make_views(h, NULL, n2, d, 2, &rng);
+    clcl_ref_make_views(h, NULL, n2, d, 2, &rng);
     for (int impl = 0; impl < 2; impl++) {
         clcl_loss_config cfg = {CLCL_FN_ATTRACT, 1.0f, 0, (clcl_loss_impl)impl};
         clcl_loss *loss;

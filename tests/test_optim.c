@@ -1,5 +1,5 @@
-/* Optimizers against a double-precision C reference of torch.optim.SGD and SimCLR's LARS;
- * state save/restore; the learning-rate schedule. */
+/* Optimizers against the double-precision C reference of torch.optim.SGD and SimCLR's LARS
+ * (host/reference_eval.c); state save/restore; the learning-rate schedule. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 
 #include "clcl/optim.h"
+#include "clcl/reference.h"
 #include "support.h"
 
 /* Sizes that are not multiples of any group: one larger than the 64 x 256 elements the
@@ -67,30 +68,8 @@ static float **set_grads(fixture *f, uint64_t *seed, float scale) {
 
 /* The reference step, in double precision. */
 static void reference_step(fixture *f, const clcl_optim_config *c, float **g, double lr) {
-    double eta = c->trust_coefficient ? c->trust_coefficient : 0.001;
-    for (int i = 0; i < NPARAMS; i++) {
-        double wd = excluded[i] && !c->decay_all ? 0.0 : c->weight_decay;
-        double s = lr, m = c->momentum, wn = 0, dn = 0;
-        if (c->kind == CLCL_OPTIM_LARS && !excluded[i]) {
-            for (int j = 0; j < sizes[i]; j++) {
-                double d = g[i][j] + wd * f->w[i][j];
-                wn += f->w[i][j] * f->w[i][j];
-                dn += d * d;
-            }
-            s = wn > 0 && dn > 0 ? lr * eta * sqrt(wn) / sqrt(dn) : lr;
-        }
-        for (int j = 0; j < sizes[i]; j++) {
-            double d = g[i][j] + wd * f->w[i][j], *b = &f->buf[i][j];
-            if (c->kind == CLCL_OPTIM_SGD) {
-                *b = m * *b + d;
-                d = m == 0 ? d : c->nesterov ? d + m * *b : *b;
-                f->w[i][j] -= lr * d;
-            } else {
-                *b = m * *b + s * d;
-                f->w[i][j] -= m == 0 ? s * d : c->nesterov ? m * *b + s * d : *b;
-            }
-        }
-    }
+    for (int i = 0; i < NPARAMS; i++)
+        clcl_ref_optim_step(c, excluded[i], (size_t)sizes[i], g[i], f->w[i], f->buf[i], lr);
 }
 
 static void expect_params_match(fixture *f, double rtol, const char *what) {

@@ -1,11 +1,11 @@
-/* Double-precision references of the augmentation, written from torchvision's definitions
- * (functional_tensor: _blend, adjust_*, _rgb2hsv, _hsv2rgb; F.interpolate bilinear with
- * align_corners=False) rather than from the kernels. */
+/* Double-precision references of the augmentation (include/clcl/reference.h), written from
+ * torchvision's definitions (functional_tensor: _blend, adjust_*, _rgb2hsv, _hsv2rgb;
+ * F.interpolate bilinear with align_corners=False) rather than from the kernels. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "support_augment.h"
+#include "clcl/reference.h"
 
 static double clampd(double x, double lo, double hi) {
     return x < lo ? lo : x > hi ? hi : x;
@@ -24,7 +24,7 @@ static void axis(double o, double offset, double scale, double limit, int *i0, i
     *lambda = s - *i0;
 }
 
-double ref_sample(const uint8_t *plane, int w, const clcl_augment_record *r, int oy, int ox) {
+double clcl_ref_sample(const uint8_t *plane, int w, const clcl_augment_record *r, int oy, int ox) {
     int y0, y1, x0, x1;
     double ly, lx;
     axis(oy, r->offset_y, r->scale_y, r->limit_y, &y0, &y1, &ly);
@@ -35,24 +35,24 @@ double ref_sample(const uint8_t *plane, int w, const clcl_augment_record *r, int
     return (1.0 - ly) * ((1.0 - lx) * p00 + lx * p01) + ly * ((1.0 - lx) * p10 + lx * p11);
 }
 
-double ref_grey(const double c[3]) {
+double clcl_ref_grey(const double c[3]) {
     return 0.2989 * c[0] + 0.587 * c[1] + 0.114 * c[2];
 }
 
-void ref_blend(double c[3], double other, double ratio) {
+void clcl_ref_blend(double c[3], double other, double ratio) {
     for (int k = 0; k < 3; k++)
         c[k] = clampd(ratio * c[k] + (1.0 - ratio) * other, 0.0, 255.0);
 }
 
-void ref_brightness(double c[3], double factor) {
-    ref_blend(c, 0.0, factor);
+void clcl_ref_brightness(double c[3], double factor) {
+    clcl_ref_blend(c, 0.0, factor);
 }
 
-void ref_saturation(double c[3], double factor) {
-    ref_blend(c, ref_grey(c), factor);
+void clcl_ref_saturation(double c[3], double factor) {
+    clcl_ref_blend(c, clcl_ref_grey(c), factor);
 }
 
-void ref_hue(double c[3], double shift) {
+void clcl_ref_hue(double c[3], double shift) {
     /* _rgb2hsv */
     double r = c[0], g = c[1], b = c[2];
     double maxc = fmax(r, fmax(g, b)), minc = fmin(r, fmin(g, b));
@@ -87,16 +87,16 @@ static void jitter(double c[3], const clcl_augment_record *r, int steps, double 
     for (int k = 0; k < steps; k++) {
         switch ((order >> (2 * k)) & 3) {
             case 0:
-                ref_brightness(c, r->brightness);
+                clcl_ref_brightness(c, r->brightness);
                 break;
             case 1:
-                ref_blend(c, mean, r->contrast);
+                clcl_ref_blend(c, mean, r->contrast);
                 break;
             case 2:
-                ref_saturation(c, r->saturation);
+                clcl_ref_saturation(c, r->saturation);
                 break;
             default:
-                ref_hue(c, r->hue);
+                clcl_ref_hue(c, r->hue);
         }
     }
 }
@@ -105,18 +105,18 @@ static void pixel(const uint8_t *image, int plane, int w, const clcl_augment_rec
                   int ox, int ow, double c[3]) {
     int sx = r->flip != 0.0f ? ow - 1 - ox : ox;
     for (int k = 0; k < 3; k++)
-        c[k] = ref_sample(image + k * plane, w, r, oy, sx);
+        c[k] = clcl_ref_sample(image + k * plane, w, r, oy, sx);
 }
 
-void ref_augment_view(const uint8_t *image, int channels, int height, int width,
-                      const clcl_augment_record *r, int oh, int ow, const float mean[3],
-                      const float std[3], double *out) {
+void clcl_ref_augment_view(const uint8_t *image, int channels, int height, int width,
+                           const clcl_augment_record *r, int oh, int ow, const float mean[3],
+                           const float std[3], double *out) {
     int plane = height * width, pixels = oh * ow;
     if (channels == 1) {
         for (int oy = 0; oy < oh; oy++)
             for (int ox = 0; ox < ow; ox++) {
                 int sx = r->flip != 0.0f ? ow - 1 - ox : ox;
-                double v = ref_sample(image, width, r, oy, sx) / 255.0;
+                double v = clcl_ref_sample(image, width, r, oy, sx) / 255.0;
                 out[oy * ow + ox] = (v - mean[0]) / std[0];
             }
         return;
@@ -132,7 +132,7 @@ void ref_augment_view(const uint8_t *image, int channels, int height, int width,
         double c[3];
         pixel(image, plane, width, r, q / ow, q % ow, ow, c);
         jitter(c, r, before, 0.0);
-        mean_grey += ref_grey(c) / pixels;
+        mean_grey += clcl_ref_grey(c) / pixels;
     }
 
     for (int q = 0; q < pixels; q++) {
@@ -140,7 +140,7 @@ void ref_augment_view(const uint8_t *image, int channels, int height, int width,
         pixel(image, plane, width, r, q / ow, q % ow, ow, c);
         jitter(c, r, r->jitter != 0.0f ? 4 : 0, mean_grey);
         if (r->gray != 0.0f)
-            c[0] = c[1] = c[2] = ref_grey(c);
+            c[0] = c[1] = c[2] = clcl_ref_grey(c);
         for (int k = 0; k < 3; k++)
             out[k * pixels + q] = (c[k] / 255.0 - mean[k]) / std[k];
     }
@@ -151,12 +151,18 @@ static int reflect(int i, int n) {
     return i >= n ? 2 * (n - 1) - i : i;
 }
 
-void ref_blur(double *x, int channels, int height, int width, double sigma, int kernel) {
+clcl_status clcl_ref_blur(double *x, int channels, int height, int width, double sigma,
+                          int kernel) {
     if (sigma <= 0.0)
-        return;
+        return CLCL_OK;
     int radius = kernel / 2, plane = height * width;
     double *w = malloc((size_t)(radius + 1) * sizeof *w);
     double *tmp = malloc((size_t)plane * sizeof *tmp);
+    if (!w || !tmp) {
+        free(w);
+        free(tmp);
+        return clcl_fail(CLCL_ERR_NO_MEMORY, "reference blur: out of host memory");
+    }
 
     /* The normalised Gaussian over [-radius, radius], computed here on its own. */
     double sum = 0.0;
@@ -184,4 +190,5 @@ void ref_blur(double *x, int channels, int height, int width, double sigma, int 
     }
     free(w);
     free(tmp);
+    return CLCL_OK;
 }
