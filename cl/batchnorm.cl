@@ -1,10 +1,15 @@
 /* Batch normalization over x (N, C, L): L = H*W for images, 1 for (N, C) features.
  *
- * Training kernels run one work-group per channel. Each work-item sums a fixed, strided
- * share of the channel's N*L values; the shares meet in a tree in local memory. The order
- * of every sum is fixed by the work-group size alone, so a run repeats bit for bit. The
- * work-group size must be a power of two; `sums` holds one float per work-item (two for
- * the backward). */
+ * Training kernels run one work-group per channel. Each work-item sums a fixed share of
+ * the channel's N*L values, runs of BN_RUN consecutive ones; the shares meet in a tree in
+ * local memory. The order of every sum is fixed by the work-group size and BN_RUN alone,
+ * so a run repeats bit for bit. The work-group size must be a power of two; `sums` holds
+ * one float per work-item (two for the backward). */
+
+#ifndef BN_RUN
+#define BN_RUN                                                                                     \
+    1 /* consecutive values per work-item and turn: 1 interleaves (GPUs), 64 suits CPUs */
+#endif
 
 /* The sum of v over the work-group, given to every work-item. */
 static float group_sum(float v, __local float *sums) {
@@ -39,11 +44,40 @@ static float2 group_sum2(float2 v, __local float *sums) {
     return total;
 }
 
-/* Element j (0 <= j < N*L) of channel c. */
-static int channel_index(const int j, const int c, const int C, const int L) {
-    const int n = j / L;
-    return (n * C + c) * L + (j - n * L);
+/* A work-item's walk over its share of channel c's values j = n*L + l (0 <= j < N*L):
+ * runs of BN_RUN consecutive values, the work-group's runs interleaved. (n, l) is tracked
+ * without a division per value. */
+typedef struct {
+    int j, end; /* position and the end of the current run */
+    int n, l;
+} walk;
+
+static walk walk_start(const int lid, const int M, const int L) {
+    const int j = lid * BN_RUN;
+    walk w = {j, min(j + BN_RUN, M), j / L, j % L};
+    return w;
 }
+
+static void walk_next(walk *w, const int size, const int M, const int L) {
+    if (++w->j < w->end) {
+        if (++w->l == L) {
+            w->l = 0;
+            w->n++;
+        }
+        return;
+    }
+    w->j += (size - 1) * BN_RUN; /* the start of this work-item's next run */
+    w->end = min(w->j + BN_RUN, M);
+    w->n = w->j / L;
+    w->l = w->j % L;
+}
+
+/* Index in x (N, C, L) of the walk's element of channel c. */
+static int walk_index(const walk *w, const int c, const int C, const int L) {
+    return (w->n * C + c) * L + w->l;
+}
+
+#define FOR_WALK(w) for (walk w = walk_start(lid, M, L); w.j < M; walk_next(&w, size, M, L))
 
 /* Batch statistics (mean, then the biased variance around it: two passes), y, the saved
  * mean and 1/sqrt(var + eps), and the running statistics with the unbiased variance.
@@ -58,21 +92,21 @@ __kernel void bn_forward_train(__global const float *x, __global const float *ga
     const int M = N * L;
 
     float part = 0.0f;
-    for (int j = lid; j < M; j += size)
-        part += x[channel_index(j, c, C, L)];
+    FOR_WALK(w)
+    part += x[walk_index(&w, c, C, L)];
     const float mean = group_sum(part, sums) / (float)M;
 
     part = 0.0f;
-    for (int j = lid; j < M; j += size) {
-        const float d = x[channel_index(j, c, C, L)] - mean;
+    FOR_WALK(w) {
+        const float d = x[walk_index(&w, c, C, L)] - mean;
         part += d * d;
     }
     const float var = group_sum(part, sums) / (float)M;
     const float invstd = 1.0f / sqrt(var + eps);
 
     const float scale = gamma[c] * invstd, shift = beta[c] - mean * scale;
-    for (int j = lid; j < M; j += size) {
-        const int i = channel_index(j, c, C, L);
+    FOR_WALK(w) {
+        const int i = walk_index(&w, c, C, L);
         y[i] = x[i] * scale + shift;
     }
     if (lid == 0) {
@@ -111,16 +145,16 @@ __kernel void bn_backward(__global const float *x, __global const float *dy,
     const float mean = save_mean[c], invstd = save_invstd[c];
 
     float2 part = (float2)(0.0f, 0.0f);
-    for (int j = lid; j < M; j += size) {
-        const int i = channel_index(j, c, C, L);
+    FOR_WALK(w) {
+        const int i = walk_index(&w, c, C, L);
         part += (float2)(dy[i], dy[i] * (x[i] - mean));
     }
     const float2 total = group_sum2(part, sums);
     const float db = total.x, dg = total.y * invstd;
 
     const float k = gamma[c] * invstd, mean_dy = db / (float)M, mean_dyx = dg / (float)M;
-    for (int j = lid; j < M; j += size) {
-        const int i = channel_index(j, c, C, L);
+    FOR_WALK(w) {
+        const int i = walk_index(&w, c, C, L);
         const float xhat = (x[i] - mean) * invstd;
         dx[i] = k * (dy[i] - mean_dy - xhat * mean_dyx);
     }

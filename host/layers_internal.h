@@ -44,4 +44,18 @@ clcl_status clcl_conv2d_backward_weights_with(clcl_context *ctx, clcl_pool *scra
                                               int stride, int pad, clcl_tensor *dw,
                                               const clcl_conv_options *opt);
 
+/* Batchnorm's training forward and backward with BN_RUN `run` (cl/batchnorm.cl; 0: the
+ * device's default, which layers.h's functions use); tests reach the other layout. */
+clcl_status clcl_batchnorm_forward_train_run(clcl_context *ctx, const clcl_tensor *x,
+                                             const clcl_tensor *gamma, const clcl_tensor *beta,
+                                             clcl_tensor *running_mean, clcl_tensor *running_var,
+                                             float momentum, float eps, clcl_tensor *y,
+                                             clcl_tensor *save_mean, clcl_tensor *save_invstd,
+                                             int run);
+clcl_status clcl_batchnorm_backward_run(clcl_context *ctx, const clcl_tensor *x,
+                                        const clcl_tensor *dy, const clcl_tensor *gamma,
+                                        const clcl_tensor *save_mean,
+                                        const clcl_tensor *save_invstd, clcl_tensor *dx,
+                                        clcl_tensor *dgamma, clcl_tensor *dbeta, int run);
+
 #endif

@@ -16,6 +16,7 @@
 #include <criterion/criterion.h>
 
 #include "clcl/layers.h"
+#include "layers_internal.h"
 #include "support.h"
 #include "support_layers.h"
 
@@ -89,13 +90,24 @@ static void bn_dev_free(bn_dev *t) {
         clcl_tensor_free(all[i]);
 }
 
-static void bn_run(clcl_context *ctx, clcl_pool *pool, bn_dev *t) {
-    cr_assert_eq(clcl_batchnorm_forward_train(ctx, pool, &t->x, &t->gamma, &t->beta, &t->rmean,
-                                              &t->rvar, MOMENTUM, EPS, &t->y, &t->smean,
-                                              &t->sinvstd),
+/* Training forward and backward; run 0 goes through layers.h, others pick BN_RUN. */
+static void bn_run(clcl_context *ctx, clcl_pool *pool, bn_dev *t, int run) {
+    if (run == 0) {
+        cr_assert_eq(clcl_batchnorm_forward_train(ctx, pool, &t->x, &t->gamma, &t->beta, &t->rmean,
+                                                  &t->rvar, MOMENTUM, EPS, &t->y, &t->smean,
+                                                  &t->sinvstd),
+                     CLCL_OK, "%s", clcl_last_error());
+        cr_assert_eq(clcl_batchnorm_backward(ctx, pool, &t->x, &t->dy, &t->gamma, &t->smean,
+                                             &t->sinvstd, &t->dx, &t->dgamma, &t->dbeta),
+                     CLCL_OK, "%s", clcl_last_error());
+        return;
+    }
+    cr_assert_eq(clcl_batchnorm_forward_train_run(ctx, &t->x, &t->gamma, &t->beta, &t->rmean,
+                                                  &t->rvar, MOMENTUM, EPS, &t->y, &t->smean,
+                                                  &t->sinvstd, run),
                  CLCL_OK, "%s", clcl_last_error());
-    cr_assert_eq(clcl_batchnorm_backward(ctx, pool, &t->x, &t->dy, &t->gamma, &t->smean,
-                                         &t->sinvstd, &t->dx, &t->dgamma, &t->dbeta),
+    cr_assert_eq(clcl_batchnorm_backward_run(ctx, &t->x, &t->dy, &t->gamma, &t->smean, &t->sinvstd,
+                                             &t->dx, &t->dgamma, &t->dbeta, run),
                  CLCL_OK, "%s", clcl_last_error());
 }
 
@@ -124,17 +136,19 @@ static void bn_check_fd(bn_fd *f, double *in, size_t n, const double *proj, cons
     expect_close(picked, grad, k, 2e-4, 1e-3, what);
 }
 
-/* Training forward, backward and eval of one case against the references. */
-static void bn_check_case(clcl_context *ctx, bn_case b, uint64_t seed) {
+/* Training forward, backward and eval of one case against the references, with BN_RUN
+ * `run` (0: the device's default). */
+static void bn_check_case_run(clcl_context *ctx, bn_case b, int run, uint64_t seed) {
     char what[160];
     int n = b.n, c = b.c, l = b.l;
-    snprintf(what, sizeof what, "batchnorm %s N %d C %d L %d", b.ndim == 4 ? "2d" : "1d", n, c, l);
+    snprintf(what, sizeof what, "batchnorm %s N %d C %d L %d, run %d", b.ndim == 4 ? "2d" : "1d", n,
+             c, l, run);
     bn_data d = bn_data_make(&b, seed);
     bn_dev t;
     clcl_pool *pool;
     cr_assert_eq(clcl_pool_create(ctx, &pool), CLCL_OK);
     bn_dev_make(ctx, &b, &d, &t);
-    bn_run(ctx, pool, &t);
+    bn_run(ctx, pool, &t, run);
 
     /* References. */
     double *x = test_doubles(d.x, d.count), *dy = test_doubles(d.dy, d.count);
@@ -205,6 +219,10 @@ static void bn_check_case(clcl_context *ctx, bn_case b, uint64_t seed) {
     clcl_pool_free(pool);
 }
 
+static void bn_check_case(clcl_context *ctx, bn_case b, uint64_t seed) {
+    bn_check_case_run(ctx, b, 0, seed);
+}
+
 Test(batchnorm, two_d_odd_channels_7x7_batch_3) {
     clcl_context *ctx = test_context();
     bn_check_case(ctx, bn_2d(3, 5, 7, 7), 1);
@@ -217,6 +235,18 @@ Test(batchnorm, one_d) {
     clcl_context *ctx = test_context();
     bn_check_case(ctx, bn_1d(3, 7), 4);
     bn_check_case(ctx, bn_1d(300, 5), 5);
+    clcl_context_free(ctx);
+}
+
+/* Both value layouts (interleaved, GPUs' default; runs of 64, CPUs') and an odd run. */
+Test(batchnorm, runs_of_1_7_and_64_values) {
+    clcl_context *ctx = test_context();
+    int runs[3] = {1, 7, 64};
+    for (int i = 0; i < 3; i++) {
+        bn_check_case_run(ctx, bn_2d(3, 5, 7, 7), runs[i], 20 + i);
+        bn_check_case_run(ctx, bn_2d(4, 3, 33, 31), runs[i], 23 + i);
+        bn_check_case_run(ctx, bn_1d(300, 5), runs[i], 26 + i);
+    }
     clcl_context_free(ctx);
 }
 
@@ -245,7 +275,7 @@ Test(batchnorm, same_bits_every_run) {
     for (int run = 0; run < 2; run++) {
         bn_dev t;
         bn_dev_make(ctx, &b, &d, &t);
-        bn_run(ctx, pool, &t);
+        bn_run(ctx, pool, &t, 0);
         clcl_tensor *outs[6] = {&t.y, &t.smean, &t.sinvstd, &t.rvar, &t.dx, &t.dgamma};
         for (int i = 0; i < 6; i++) {
             float *got = test_read(ctx, outs[i]);
