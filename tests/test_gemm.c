@@ -1,6 +1,7 @@
 /* GEMM against a double-precision C reference: all four transposes, offsets, leading
  * dimensions larger than the matrices, alpha and beta, beta 0 over NaN, bad arguments;
- * clcl_gemm (CLBlast) and our own kernels (cl/gemm.cl) with several sets of tunables.
+ * clcl_gemm (CLBlast forced, and the measured choice) and our own kernels (cl/gemm.cl) with
+ * several sets of tunables.
  *
  * Tolerance: |got - ref| <= 1e-4 + 1e-4 |ref| for inputs in [-1, 1); fp32 sums of k <= 400
  * products of that size stay well inside it. */
@@ -59,23 +60,34 @@ static void gemm_case(clcl_context *ctx, int ta, int tb, int m, int n, int k, fl
     gemm_case_with(ctx, NULL, ta, tb, m, n, k, alpha, beta, pad_ld, offset, seed);
 }
 
+/* clcl_gemm with CLBlast forced and with the measured choice (CLCL_GEMM, clcl/tuning.h). */
+static const char *const modes[] = {"clblast", "auto"};
+
 Test(gemm, all_transposes_small_odd_sizes) {
     clcl_context *ctx = test_context();
-    for (int ta = 0; ta < 2; ta++)
-        for (int tb = 0; tb < 2; tb++) {
-            gemm_case(ctx, ta, tb, 37, 29, 53, 1.0f, 0.0f, 0, 0, 1 + ta * 2 + tb);
-            gemm_case(ctx, ta, tb, 5, 1, 7, -0.5f, 0.75f, 3, 11, 5 + ta * 2 + tb);
-        }
+    for (int mode = 0; mode < 2; mode++) {
+        setenv("CLCL_GEMM", modes[mode], 1);
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                gemm_case(ctx, ta, tb, 37, 29, 53, 1.0f, 0.0f, 0, 0, 1 + ta * 2 + tb);
+                gemm_case(ctx, ta, tb, 5, 1, 7, -0.5f, 0.75f, 3, 11, 5 + ta * 2 + tb);
+            }
+    }
+    unsetenv("CLCL_GEMM");
     clcl_context_free(ctx);
 }
 
 Test(gemm, all_transposes_with_offsets_and_leading_dims) {
     clcl_context *ctx = test_context();
-    for (int ta = 0; ta < 2; ta++)
-        for (int tb = 0; tb < 2; tb++) {
-            gemm_case(ctx, ta, tb, 67, 45, 31, 1.5f, 0.0f, 9, 13, 11 + ta * 2 + tb);
-            gemm_case(ctx, ta, tb, 64, 96, 80, 1.0f, 1.0f, 1, 7, 17 + ta * 2 + tb);
-        }
+    for (int mode = 0; mode < 2; mode++) {
+        setenv("CLCL_GEMM", modes[mode], 1);
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                gemm_case(ctx, ta, tb, 67, 45, 31, 1.5f, 0.0f, 9, 13, 11 + ta * 2 + tb);
+                gemm_case(ctx, ta, tb, 64, 96, 80, 1.0f, 1.0f, 1, 7, 17 + ta * 2 + tb);
+            }
+    }
+    unsetenv("CLCL_GEMM");
     clcl_context_free(ctx);
 }
 
@@ -111,8 +123,10 @@ Test(gemm, own_kernels_all_transposes_and_tunables) {
 
 /* The pooled variant at a size where CLBlast takes its indirect kernel and wants a
  * temporary buffer (1100^3 here): the pool provides it, a second call allocates nothing,
- * and sampled entries match double sums. */
+ * and sampled entries match double sums. CLBlast is forced: the measured choice may be
+ * our kernel, which needs no temporary buffer. */
 Test(gemm, pooled_temporary_buffer) {
+    setenv("CLCL_GEMM", "clblast", 1);
     clcl_context *ctx = test_context();
     const int m = 1100, n = 1100, k = 1100, samples = 500;
     uint64_t rng = 31;

@@ -1,8 +1,12 @@
 /* Matrix products on the device, row-major: C = alpha op(A) op(B) + beta C, where op(A)
  * is (M, K) and op(B) is (K, N). Offsets and leading dimensions are in elements.
  *
- * CLBlast is the portable default. Our own kernel (cl/gemm.cl) may be chosen per device
- * and shape by measurement (`clcl tune`); callers never choose. */
+ * clcl_gemm runs CLBlast or our own kernel (cl/gemm.cl), chosen per device and shape by
+ * measurement, never by vendor: the first time a shape is seen both run once on scratch
+ * buffers of that shape, ours must agree with CLBlast, the faster wins, and the choice is
+ * kept in the tuning file (clcl/tuning.h), so later calls and later processes take the
+ * same backend without measuring. CLCL_GEMM=clblast|own|auto (default auto) forces one;
+ * any other value makes every call fail with CLCL_ERR_ARGUMENT. Callers never choose. */
 #ifndef CLCL_GEMM_H
 #define CLCL_GEMM_H
 
@@ -33,7 +37,7 @@ clcl_status clcl_gemm_pooled(clcl_context *ctx, clcl_pool *scratch, const clcl_g
  * CLCL_ERR_SHAPE or CLCL_ERR_ARGUMENT with the shapes in the message. */
 clcl_status clcl_gemm_check(const clcl_gemm_args *args);
 
-/* CLBlast's SGEMM (what clcl_gemm runs by default). */
+/* CLBlast's SGEMM. */
 clcl_status clcl_gemm_clblast(clcl_context *ctx, const clcl_gemm_args *args);
 
 /* The tunables of our kernels in cl/gemm.cl (see there); each combination is one program

@@ -1,0 +1,54 @@
+/* The tuning table's records, for host/gemm.c, host/loss.c and the tuner (private). */
+#ifndef CLCL_TUNING_INTERNAL_H
+#define CLCL_TUNING_INTERNAL_H
+
+#include "clcl/gemm.h"
+#include "clcl/tuning.h"
+
+typedef enum { TUNING_CLBLAST = 0, TUNING_OWN = 1 } tuning_gemm_backend;
+
+/* What a GEMM decision depends on: transposes, sizes, leading dimensions and whether all
+ * three offsets are multiples of 16 floats (64 bytes). */
+typedef struct {
+    int trans_a, trans_b, m, n, k;
+    size_t lda, ldb, ldc;
+    int aligned;
+} tuning_gemm_key;
+
+typedef struct {
+    tuning_gemm_key key;
+    tuning_gemm_backend backend;
+    clcl_gemm_params params; /* our kernel's tunables (meaningful when backend is OWN) */
+    double ms_own;           /* measured times, -1 when not measured or disqualified */
+    double ms_clblast;
+    int tuned; /* 1: from `clcl tune` (replaces a record in the file), 0: first-use measure */
+} tuning_gemm_entry;
+
+typedef struct {
+    int n2, dim;
+    int fused; /* 1: CLCL_LOSS_FUSED, 0: CLCL_LOSS_UNFUSED */
+    double ms_fused, ms_unfused;
+} tuning_loss_entry;
+
+tuning_gemm_key tuning_gemm_key_of(const clcl_gemm_args *g);
+
+/* 1 when clcl_gemm_own accepts p (host/gemm.c); sets no error. */
+int tuning_gemm_params_valid(const clcl_gemm_params *p);
+
+/* CLCL_GEMM's value, "auto" when unset or empty (not checked here). */
+const char *tuning_gemm_mode(void);
+
+/* The decision for key on ctx's device: 1 and *out when there is one, 0 when not. */
+int tuning_gemm_find(clcl_context *ctx, const tuning_gemm_key *key, tuning_gemm_entry *out);
+int tuning_loss_find(clcl_context *ctx, int n2, int dim, tuning_loss_entry *out);
+
+/* Records a measured decision, counts it as measured and writes the file, under a lock
+ * on "<file>.lock" against other processes. Where the file already holds a decision for
+ * the same key (another process was first), that one wins, unless e->tuned: *out is the
+ * decision to use. A failed write is logged and otherwise ignored (the decision then
+ * holds for this process only). */
+void tuning_gemm_store(clcl_context *ctx, const tuning_gemm_entry *e, int disqualified,
+                       tuning_gemm_entry *out);
+void tuning_loss_store(clcl_context *ctx, const tuning_loss_entry *e, tuning_loss_entry *out);
+
+#endif
