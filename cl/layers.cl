@@ -1,11 +1,15 @@
 /* Element-wise and pooling layers, forward and backward. One work-item per output element;
  * every output is written (=) exactly once, sums run in a fixed order. */
 
+#ifndef CLCL_BREAK
+#define CLCL_BREAK 0 /* 1: relu_forward is wrong on purpose (`clcl check`'s self-test only) */
+#endif
+
 /* y = max(x, 0) */
 __kernel void relu_forward(__global const float *x, __global float *y, const int n) {
     const int i = get_global_id(0);
     if (i < n)
-        y[i] = fmax(x[i], 0.0f);
+        y[i] = CLCL_BREAK ? 1.25f * fmax(x[i], 0.0f) : fmax(x[i], 0.0f);
 }
 
 /* dx = dy where the forward's output y > 0, else 0 */

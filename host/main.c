@@ -15,6 +15,7 @@ static const command commands[] = {
     {"train", clcl_cmd_train, "pre-train a ResNet contrastively"},
     {"eval", clcl_cmd_eval, "kNN monitor and linear probe of a trained backbone"},
     {"augment", clcl_cmd_augment, "PNG grid of dataset images and their two augmented views"},
+    {"check", clcl_cmd_check, "compare every kernel and a training step across devices"},
 };
 
 static int usage(FILE *out) {
