@@ -13,8 +13,12 @@
 #define EVAL_GROUP      64
 #define PI              3.14159265358979323846
 
+/* One work-item per row, in groups of EVAL_GROUP or fewer where the kernel or the device
+ * (CLCL_MAX_WORK_GROUP) allows less. */
 static clcl_status run_rows(clcl_context *ctx, cl_kernel k, size_t rows) {
-    size_t local = EVAL_GROUP;
+    size_t local;
+    CLCL_TRY(clcl_kernel_max_work_group(ctx, k, &local));
+    local = local < EVAL_GROUP ? local : EVAL_GROUP;
     return clcl_launch(ctx, k, 1, &rows, &local);
 }
 

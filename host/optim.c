@@ -130,8 +130,12 @@ static float decay_of(const clcl_optim *o, const clcl_param *p) {
     return p->excluded && !o->cfg.decay_all ? 0.0f : o->cfg.weight_decay;
 }
 
+/* Groups of UPDATE_GROUP, or fewer where the kernel or the device (CLCL_MAX_WORK_GROUP)
+ * allows less; the update is element-wise, so the size changes no bit. */
 static clcl_status launch_update(clcl_optim *o, cl_kernel k, size_t n) {
-    size_t local = UPDATE_GROUP;
+    size_t local;
+    CLCL_TRY(clcl_kernel_max_work_group(o->ctx, k, &local));
+    local = local < UPDATE_GROUP ? local : UPDATE_GROUP;
     return clcl_launch(o->ctx, k, 1, &n, &local);
 }
 
