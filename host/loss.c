@@ -1,13 +1,16 @@
 /* The contrastive loss: the object, its checks and the fused kernels' launches. */
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "check.h"
 #include "clcl/log.h"
 #include "loss_internal.h"
+#include "tuning_internal.h"
 
 #define TARGET_WG 256 /* largest work-group tried; every GPU of interest allows it */
 #define MIN_TAU   1e-4f
@@ -147,10 +150,10 @@ static clcl_status check_config(int n2, int dim, const clcl_loss_config *c) {
                          "contrastive loss: cap %d; expected 0 (no cap) to %d pseudo-positives "
                          "per anchor",
                          c->cap, CLCL_LOSS_MAX_CAP);
-    if (c->impl != CLCL_LOSS_FUSED && c->impl != CLCL_LOSS_UNFUSED)
+    if (c->impl != CLCL_LOSS_FUSED && c->impl != CLCL_LOSS_UNFUSED && c->impl != CLCL_LOSS_AUTO)
         return clcl_fail(CLCL_ERR_ARGUMENT,
-                         "contrastive loss: implementation %d; expected CLCL_LOSS_FUSED or "
-                         "CLCL_LOSS_UNFUSED",
+                         "contrastive loss: implementation %d; expected CLCL_LOSS_FUSED, "
+                         "CLCL_LOSS_UNFUSED or CLCL_LOSS_AUTO",
                          (int)c->impl);
     return CLCL_OK;
 }
@@ -176,6 +179,120 @@ static clcl_status allocate(clcl_loss *loss) {
     return CLCL_OK;
 }
 
+/* ---- CLCL_LOSS_AUTO: the faster implementation, measured once ------------------------ */
+
+static double loss_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+/* One implementation at tau 0.2, theta 2 (no detection) on h: the loss, dh (host, n2 * dim
+ * floats) and the best of up to 3 timed calls after the first (ms). */
+static clcl_status loss_trial(clcl_context *ctx, const clcl_tensor *h, const clcl_loss_config *cfg,
+                              float *value, float *dh_host, double *best) {
+    clcl_loss *loss = NULL;
+    clcl_tensor dh = {0};
+    clcl_status st;
+
+    CLCL_TRY(clcl_loss_create(ctx, h->shape[0], h->shape[1], cfg, &loss));
+    CLCL_TRY_GOTO(st, clcl_tensor_create(ctx, &dh, 2, h->shape), done);
+    CLCL_TRY_GOTO(st, clcl_loss_forward_backward(loss, h, NULL, 0.2f, 2.0f, value, &dh, NULL),
+                  done);
+    CLCL_TRY_GOTO(st, clcl_tensor_read(ctx, &dh, dh_host), done);
+    *best = -1;
+    for (int r = 0, spent = 0; r < 3 && spent < 300; r++) {
+        float v;
+        double t0 = loss_now_ms();
+        CLCL_TRY_GOTO(st, clcl_loss_forward_backward(loss, h, NULL, 0.2f, 2.0f, &v, &dh, NULL),
+                      done);
+        double ms = loss_now_ms() - t0;
+        spent += (int)ms;
+        if (*best < 0 || ms < *best)
+            *best = ms;
+    }
+done:
+    clcl_tensor_free(&dh);
+    clcl_loss_free(loss);
+    return st;
+}
+
+/* 1 when the two results agree: loss to 1e-4 relative, dh to 1e-3 of its largest entry. */
+static int loss_results_agree(float va, const float *a, float vb, const float *b, size_t n) {
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        worst = d > worst || isnan(d) ? (isnan(d) ? INFINITY : d) : worst;
+        scale = fabs(a[i]) > scale ? fabs(a[i]) : scale;
+    }
+    return fabs((double)va - vb) <= 1e-4 * fabs((double)va) + 1e-6 && worst <= 1e-3 * scale + 1e-7;
+}
+
+/* Seeded rows h (n2, dim), uniform in [-1, 1). */
+static clcl_status loss_seeded_rows(clcl_context *ctx, int n2, int dim, clcl_tensor *h) {
+    size_t n = (size_t)n2 * dim;
+    float *host = malloc(n * sizeof *host);
+    uint64_t x = 0x10551234u + (uint64_t)n2 * 7919u + (uint64_t)dim;
+    if (!host)
+        return clcl_fail(CLCL_ERR_NO_MEMORY, "loss tuning: out of host memory");
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        host[i] = (float)(x >> 40) * (2.0f / 16777216.0f) - 1.0f;
+    }
+    clcl_status st = clcl_tensor_create(ctx, h, 2, (int[]){n2, dim});
+    if (st == CLCL_OK)
+        st = clcl_tensor_write(ctx, h, host);
+    free(host);
+    return st;
+}
+
+/* Both implementations on seeded rows; unfused must run and agree with fused to win. */
+static clcl_status loss_measure(clcl_context *ctx, int n2, int dim, const clcl_loss_config *config,
+                                tuning_loss_entry *e) {
+    clcl_loss_config cf = *config, cu = *config;
+    clcl_tensor h = {0};
+    float vf = 0, vu = 0;
+    size_t n = (size_t)n2 * dim;
+    float *df = malloc(n * sizeof *df), *du = malloc(n * sizeof *du);
+    clcl_status st = df && du ? loss_seeded_rows(ctx, n2, dim, &h)
+                              : clcl_fail(CLCL_ERR_NO_MEMORY, "loss tuning: out of host memory");
+
+    *e = (tuning_loss_entry){.n2 = n2, .dim = dim, .fused = 1, .ms_fused = -1, .ms_unfused = -1};
+    cf.impl = CLCL_LOSS_FUSED, cu.impl = CLCL_LOSS_UNFUSED;
+    if (st == CLCL_OK)
+        st = loss_trial(ctx, &h, &cf, &vf, df, &e->ms_fused);
+    if (st == CLCL_OK) {
+        if (loss_trial(ctx, &h, &cu, &vu, du, &e->ms_unfused) != CLCL_OK)
+            CLCL_LOG_WARN("loss", "unfused loss failed at 2N %d d %d: %s", n2, dim,
+                          clcl_last_error());
+        else if (!loss_results_agree(vf, df, vu, du, n))
+            CLCL_LOG_WARN("loss",
+                          "unfused loss disagrees with the fused one at 2N %d d %d "
+                          "(%g against %g); keeping fused",
+                          n2, dim, (double)vu, (double)vf);
+        else
+            e->fused = e->ms_fused <= e->ms_unfused;
+    }
+    clcl_tensor_free(&h);
+    free(df), free(du);
+    return st;
+}
+
+/* The implementation CLCL_LOSS_AUTO stands for at (2N, d) on ctx's device. */
+static clcl_status loss_choose(clcl_context *ctx, int n2, int dim, const clcl_loss_config *config,
+                               clcl_loss_impl *impl) {
+    tuning_loss_entry e, kept;
+    if (!tuning_loss_find(ctx, n2, dim, &e)) {
+        CLCL_TRY(loss_measure(ctx, n2, dim, config, &e));
+        CLCL_LOG_INFO("loss", "2N %d d %d: fused %.3f ms, unfused %.3f ms -> %s", n2, dim,
+                      e.ms_fused, e.ms_unfused, e.fused ? "fused" : "unfused");
+        tuning_loss_store(ctx, &e, &kept);
+        e = kept;
+    }
+    *impl = e.fused ? CLCL_LOSS_FUSED : CLCL_LOSS_UNFUSED;
+    return CLCL_OK;
+}
+
 clcl_status clcl_loss_create(clcl_context *ctx, int n2, int dim, const clcl_loss_config *config,
                              clcl_loss **out) {
     *out = NULL;
@@ -189,9 +306,11 @@ clcl_status clcl_loss_create(clcl_context *ctx, int n2, int dim, const clcl_loss
     loss->cfg = *config;
 
     clcl_status st;
+    if (config->impl == CLCL_LOSS_AUTO)
+        CLCL_TRY_GOTO(st, loss_choose(ctx, n2, dim, config, &loss->cfg.impl), fail);
     CLCL_TRY_GOTO(st, choose_tiles(loss), fail);
     CLCL_TRY_GOTO(st, allocate(loss), fail);
-    if (config->impl == CLCL_LOSS_UNFUSED)
+    if (loss->cfg.impl == CLCL_LOSS_UNFUSED)
         CLCL_TRY_GOTO(st, clcl_loss_unfused_prepare(loss), fail);
     char text[160];
     CLCL_LOG_DEBUG("loss", "%s", clcl_loss_describe(loss, text, sizeof text));

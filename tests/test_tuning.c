@@ -2,7 +2,8 @@
  * and its decision stored in the tuning file, a reload takes it from the file without
  * measuring, stored decisions (backend and tunables) are applied, a corrupt file or
  * another device's is ignored with a warning, CLCL_GEMM forces a backend, and the product
- * is right either way (beta != 0 included: the measurement must not touch the caller's C).
+ * is right either way (beta != 0 included: the measurement must not touch the caller's C);
+ * CLCL_LOSS_AUTO the same way.
  *
  * Every test points CLCL_TUNING_FILE into its own temporary directory. Tolerance as in
  * test_gemm: |got - ref| <= 1e-4 + 1e-4 |ref| for inputs in [-1, 1). */
@@ -14,6 +15,7 @@
 
 #include "clcl/gemm.h"
 #include "clcl/log.h"
+#include "clcl/loss.h"
 #include "clcl/tuning.h"
 #include "support.h"
 #include "support_layers.h"
@@ -260,5 +262,47 @@ Test(tuning, a_record_another_process_wrote_first_wins) {
     cr_expect_eq(s.gemm_measured + s.gemm_from_file, 2);
     int own_8 = strstr(slurp(path), "gemm 0 0 8 8 8 8 8 8 1 own") != NULL;
     cr_expect_eq(s.gemm_own, own_8, "the adopted decision is not CLBlast");
+    clcl_context_free(ctx);
+}
+
+/* CLCL_LOSS_AUTO: measured once per (2N, d), kept, and a stored decision is applied. */
+static void loss_impl_of(clcl_context *ctx, int n2, int d, char *buf, size_t size) {
+    clcl_loss *loss;
+    clcl_loss_config cfg = {.impl = CLCL_LOSS_AUTO};
+    cr_assert_eq(clcl_loss_create(ctx, n2, d, &cfg, &loss), CLCL_OK, "%s", clcl_last_error());
+    clcl_loss_describe(loss, buf, size);
+    clcl_loss_free(loss);
+}
+
+Test(tuning, loss_auto_is_measured_once_and_kept) {
+    clcl_context *ctx = test_context();
+    const char *path = fresh_file(ctx, "tuning_loss");
+    char first[256], again[256], text[4096];
+
+    loss_impl_of(ctx, 64, 24, first, sizeof first);
+    clcl_tuning_summary s = summary(ctx);
+    cr_expect_eq(s.loss_measured, 1);
+    const char *rec = strstr(slurp(path), "loss 64 24 ");
+    cr_assert_not_null(rec, "no loss record in\n%s", slurp(path));
+    int fused = strncmp(rec + strlen("loss 64 24 "), "fused", 5) == 0;
+    cr_expect_eq(strncmp(first, "fused", 5) == 0, fused, "%s against the record %.40s", first, rec);
+
+    /* Reloaded: taken from the file, the same choice. */
+    cr_assert_eq(clcl_tuning_reload(ctx), CLCL_OK, "%s", clcl_last_error());
+    loss_impl_of(ctx, 64, 24, again, sizeof again);
+    s = summary(ctx);
+    cr_expect_eq(s.loss_from_file, 1);
+    cr_expect_eq(s.loss_measured, 0);
+    cr_expect_str_eq(again, first);
+
+    /* A stored decision is applied as it is. */
+    snprintf(text, sizeof text, "%sloss 32 8 unfused -1 -1\nloss 34 8 fused -1 -1\n", slurp(path));
+    write_text(path, text);
+    cr_assert_eq(clcl_tuning_reload(ctx), CLCL_OK, "%s", clcl_last_error());
+    loss_impl_of(ctx, 32, 8, again, sizeof again);
+    cr_expect_eq(strncmp(again, "unfused", 7), 0, "%s", again);
+    loss_impl_of(ctx, 34, 8, again, sizeof again);
+    cr_expect_eq(strncmp(again, "fused", 5), 0, "%s", again);
+    cr_expect_eq(summary(ctx).loss_measured, 0);
     clcl_context_free(ctx);
 }

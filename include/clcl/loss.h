@@ -14,8 +14,10 @@
  * and gives SimCLR's NT-Xent exactly, in every mode.
  *
  * A clcl_loss is made once per (context, 2N, d) and owns every scratch buffer, so a call
- * allocates nothing. The similarity matrix is never stored by the fused kernels (the default);
- * CLCL_LOSS_UNFUSED stores it and uses CLBlast, for comparison and benchmarks. */
+ * allocates nothing. The similarity matrix is never stored by the fused kernels;
+ * CLCL_LOSS_UNFUSED stores it and uses CLBlast; CLCL_LOSS_AUTO takes whichever of the two
+ * is faster here (both are run once on seeded rows at clcl_loss_create and must agree; the
+ * decision is kept per device and (2N, d) in the tuning file). */
 #ifndef CLCL_LOSS_H
 #define CLCL_LOSS_H
 
@@ -31,8 +33,10 @@ typedef enum {
 } clcl_fn_mode;
 
 typedef enum {
-    CLCL_LOSS_FUSED = 0,  /* cl/contrastive.cl: tiles recomputed, nothing (2N x 2N) stored */
-    CLCL_LOSS_UNFUSED = 1 /* CLBlast similarity matrix + separate kernels (comparison path) */
+    CLCL_LOSS_FUSED = 0,   /* cl/contrastive.cl: tiles recomputed, nothing (2N x 2N) stored */
+    CLCL_LOSS_UNFUSED = 1, /* CLBlast similarity matrix + separate kernels (comparison path) */
+    CLCL_LOSS_AUTO = 2     /* the faster of the two on this device at this (2N, d), measured
+                            * once and kept in the tuning file (clcl/tuning.h) */
 } clcl_loss_impl;
 
 typedef struct {
