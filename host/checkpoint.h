@@ -14,21 +14,19 @@
 /* Where training stands: the next batch to run is step `step` of epoch `epoch`
  * (0-based); `global_step` batches have been run in all. */
 typedef struct {
-  int epoch;
-  int step;
-  int64_t global_step;
+    int epoch;
+    int step;
+    int64_t global_step;
 } clcl_train_position;
 
-clcl_status clcl_checkpoint_save(const char *out_dir, clcl_model *model,
-                                 const clcl_optim *optim,
+clcl_status clcl_checkpoint_save(const char *out_dir, clcl_model *model, const clcl_optim *optim,
                                  const clcl_train_position *pos);
 
 /* Loads the checkpoint of `run_dir` (OUT/checkpoint, or OUT/checkpoint.old when
  * a swap was interrupted) into model and optim (either may be NULL); `used`
  * (may be NULL) gets the directory read. */
-clcl_status clcl_checkpoint_load(const char *run_dir, clcl_model *model,
-                                 clcl_optim *optim, clcl_train_position *pos,
-                                 char *used, size_t used_size);
+clcl_status clcl_checkpoint_load(const char *run_dir, clcl_model *model, clcl_optim *optim,
+                                 clcl_train_position *pos, char *used, size_t used_size);
 
 /* The directory clcl_checkpoint_load would read, or "" when there is none. */
 void clcl_checkpoint_find(const char *run_dir, char *dir, size_t size);

@@ -16,30 +16,29 @@
 #include "train.h"
 
 typedef struct {
-  clcl_train_config cfg;
-  clcl_context *ctx;
-  clcl_dataset *train; /* what the loss sees */
-  clcl_dataset
-      *bank; /* the kNN bank when it is not `train` (STL-10), else NULL */
-  clcl_dataset *test; /* kNN and probe queries */
-  clcl_model *model;
-  clcl_param *params;
-  int n_params;
-  clcl_optim *optim;
-  clcl_lr_schedule lr;
-  clcl_loss *loss;
-  clcl_schedule tau, theta;
-  clcl_augment_config aug_config;
-  clcl_augment *aug;
-  clcl_eval_transform *evt;
-  cl_mem images;     /* (batch, C, H, W) uint8 */
-  clcl_tensor views; /* (2 batch, C, OH, OW) */
-  clcl_tensor dh;    /* (2 batch, d) */
-  int *view_labels;  /* (2 batch) */
-  int steps_per_epoch;
-  int64_t total_steps;
-  clcl_train_position pos;
-  clcl_metrics *metrics;
+    clcl_train_config cfg;
+    clcl_context *ctx;
+    clcl_dataset *train; /* what the loss sees */
+    clcl_dataset *bank;  /* the kNN bank when it is not `train` (STL-10), else NULL */
+    clcl_dataset *test;  /* kNN and probe queries */
+    clcl_model *model;
+    clcl_param *params;
+    int n_params;
+    clcl_optim *optim;
+    clcl_lr_schedule lr;
+    clcl_loss *loss;
+    clcl_schedule tau, theta;
+    clcl_augment_config aug_config;
+    clcl_augment *aug;
+    clcl_eval_transform *evt;
+    cl_mem images;     /* (batch, C, H, W) uint8 */
+    clcl_tensor views; /* (2 batch, C, OH, OW) */
+    clcl_tensor dh;    /* (2 batch, d) */
+    int *view_labels;  /* (2 batch) */
+    int steps_per_epoch;
+    int64_t total_steps;
+    clcl_train_position pos;
+    clcl_metrics *metrics;
 } clcl_run;
 
 double clcl_now(void);
@@ -55,8 +54,7 @@ void clcl_run_close(clcl_run *r);
 
 /* Backbone features (n, F) of every image of `ds` under the evaluation
  * transform, in eval mode; *labels is malloc'ed (n). */
-clcl_status clcl_run_features(clcl_run *r, clcl_dataset *ds,
-                              clcl_tensor *features, int **labels);
+clcl_status clcl_run_features(clcl_run *r, clcl_dataset *ds, clcl_tensor *features, int **labels);
 /* The kNN monitor: bank = the training images, queries = the test images. */
 clcl_status clcl_run_knn(clcl_run *r, clcl_accuracy *acc);
 /* Trains from r->pos to the last epoch: steps, logs, kNN monitors and
