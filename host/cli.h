@@ -8,6 +8,7 @@ int clcl_cmd_train(int argc, char **argv);
 int clcl_cmd_eval(int argc, char **argv);
 int clcl_cmd_augment(int argc, char **argv);
 int clcl_cmd_check(int argc, char **argv);
+int clcl_cmd_tune(int argc, char **argv);
 
 /* Prints "clcl: <message>" from clcl_last_error() to stderr and returns 1. */
 int clcl_cli_report(const char *what);

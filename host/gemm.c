@@ -229,7 +229,7 @@ clcl_status clcl_gemm_own(clcl_context *ctx, const clcl_gemm_params *params,
 /* ---- choosing the backend by measurement --------------------------------------------- */
 
 /* A product of the caller's shape on scratch buffers filled with seeded values. */
-typedef struct {
+typedef struct tuning_trial {
     clcl_gemm_args g;
     float *ha, *hb, *hc; /* the initial contents of A, B and C */
     size_t na, nb, nc;   /* their lengths in floats */
@@ -428,6 +428,77 @@ static clcl_status gemm_measure(clcl_context *ctx, const clcl_gemm_args *g, tuni
     return CLCL_OK;
 }
 
+/* ---- the tuner's interface ----------------------------------------------------------- */
+
+static tuning_gemm_recorder *recorder;
+
+void tuning_gemm_record(tuning_gemm_recorder *r) {
+    recorder = r;
+}
+
+/* Adds g to the recorder unless its key is there already. */
+static void record(const clcl_gemm_args *g) {
+    tuning_gemm_key key = tuning_gemm_key_of(g);
+    for (int i = 0; i < recorder->count; i++) {
+        tuning_gemm_key seen = tuning_gemm_key_of(&recorder->args[i]);
+        if (tuning_gemm_key_equal(&seen, &key))
+            return;
+    }
+    if (recorder->count == recorder->cap) {
+        int cap = recorder->cap ? 2 * recorder->cap : 64;
+        clcl_gemm_args *p = realloc(recorder->args, (size_t)cap * sizeof *p);
+        if (!p) {
+            recorder->failed = 1;
+            return;
+        }
+        recorder->args = p, recorder->cap = cap;
+    }
+    /* the shape only: the buffers may be gone by the time the tuner runs */
+    clcl_gemm_args *kept = &recorder->args[recorder->count++];
+    *kept = *g;
+    kept->a = kept->b = kept->c = NULL;
+}
+
+clcl_status tuning_trial_create(clcl_context *ctx, const clcl_gemm_args *g, tuning_trial **out) {
+    *out = NULL;
+    gemm_trial *t = malloc(sizeof *t);
+    if (!t)
+        return clcl_fail(CLCL_ERR_NO_MEMORY, "gemm tuning: out of host memory");
+    clcl_status st = trial_create(ctx, g, t);
+    if (st != CLCL_OK) {
+        free(t);
+        return st;
+    }
+    *out = t;
+    return CLCL_OK;
+}
+
+void tuning_trial_free(tuning_trial *t) {
+    if (t)
+        trial_free(t);
+    free(t);
+}
+
+clcl_status tuning_trial_measure(clcl_context *ctx, tuning_trial *t, int own,
+                                 const clcl_gemm_params *p, double *ms) {
+    float *got = malloc(t->nc * sizeof *got);
+    *ms = -1;
+    if (!got)
+        return clcl_fail(CLCL_ERR_NO_MEMORY, "gemm tuning: out of host memory");
+    clcl_status st = trial_result(ctx, t, own, p, got);
+    if (st == CLCL_OK && trial_agrees(t, got, NULL))
+        st = trial_time(ctx, t, own, p, ms);
+    else if (st == CLCL_OK)
+        CLCL_LOG_WARN("gemm", "%s disagrees with the host at sampled outputs",
+                      own ? "a candidate of our kernel" : "CLBlast");
+    else
+        CLCL_LOG_WARN("gemm", "a candidate failed: %s", clcl_last_error());
+    free(got);
+    if (st != CLCL_OK)
+        *ms = -1;
+    return CLCL_OK;
+}
+
 /* The decision for g's shape: from the table, or measured now and stored. */
 static clcl_status gemm_decide(clcl_context *ctx, const clcl_gemm_args *g, tuning_gemm_entry *e) {
     tuning_gemm_key key = tuning_gemm_key_of(g);
@@ -461,8 +532,13 @@ static clcl_status gemm_dispatch(clcl_context *ctx, clcl_pool *scratch, const cl
     if (strcmp(mode, "auto") != 0)
         return clcl_fail(CLCL_ERR_ARGUMENT, "CLCL_GEMM=%s: expected auto, own or clblast", mode);
 
-    if (!fits_int(g->a_offset) || !fits_int(g->b_offset) || !fits_int(g->c_offset) ||
-        !fits_int(g->lda) || !fits_int(g->ldb) || !fits_int(g->ldc))
+    int own_fits = fits_int(g->a_offset) && fits_int(g->b_offset) && fits_int(g->c_offset) &&
+                   fits_int(g->lda) && fits_int(g->ldb) && fits_int(g->ldc);
+    if (recorder) {
+        record(g);
+        return own_fits ? clcl_gemm_own(ctx, NULL, g) : clblast_pooled(ctx, scratch, g);
+    }
+    if (!own_fits)
         return clblast_pooled(ctx, scratch, g);
     CLCL_TRY(gemm_decide(ctx, g, &e));
     if (e.backend == TUNING_OWN)

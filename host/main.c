@@ -16,6 +16,7 @@ static const command commands[] = {
     {"eval", clcl_cmd_eval, "kNN monitor and linear probe of a trained backbone"},
     {"augment", clcl_cmd_augment, "PNG grid of dataset images and their two augmented views"},
     {"check", clcl_cmd_check, "compare every kernel and a training step across devices"},
+    {"tune", clcl_cmd_tune, "measure GEMM backends and tunables at a model's shapes"},
 };
 
 static int usage(FILE *out) {

@@ -98,7 +98,7 @@ static clcl_status resolve_path(const tuning_table *t, char *buf, size_t size) {
 
 /* ---- records ------------------------------------------------------------------------- */
 
-static int gemm_key_equal(const tuning_gemm_key *a, const tuning_gemm_key *b) {
+int tuning_gemm_key_equal(const tuning_gemm_key *a, const tuning_gemm_key *b) {
     return a->trans_a == b->trans_a && a->trans_b == b->trans_b && a->m == b->m && a->n == b->n &&
            a->k == b->k && a->lda == b->lda && a->ldb == b->ldb && a->ldc == b->ldc &&
            a->aligned == b->aligned;
@@ -112,7 +112,7 @@ tuning_gemm_key tuning_gemm_key_of(const clcl_gemm_args *g) {
 
 static gemm_slot *gemm_lookup(tuning_table *t, const tuning_gemm_key *key) {
     for (int i = 0; i < t->n_gemm; i++)
-        if (gemm_key_equal(&t->gemm[i].e.key, key))
+        if (tuning_gemm_key_equal(&t->gemm[i].e.key, key))
             return &t->gemm[i];
     return NULL;
 }
@@ -353,7 +353,7 @@ static void save(tuning_table *t, const tuning_gemm_key *forced) {
         gemm_slot *mine = gemm_lookup(t, &other.gemm[i].e.key);
         if (!mine)
             gemm_put(t, &other.gemm[i].e, 0);
-        else if (!(forced && gemm_key_equal(forced, &mine->e.key)))
+        else if (!(forced && tuning_gemm_key_equal(forced, &mine->e.key)))
             mine->e = other.gemm[i].e;
     }
     for (int i = 0; i < other.n_loss; i++) {

@@ -31,6 +31,7 @@ typedef struct {
 } tuning_loss_entry;
 
 tuning_gemm_key tuning_gemm_key_of(const clcl_gemm_args *g);
+int tuning_gemm_key_equal(const tuning_gemm_key *a, const tuning_gemm_key *b);
 
 /* 1 when clcl_gemm_own accepts p (host/gemm.c); sets no error. */
 int tuning_gemm_params_valid(const clcl_gemm_params *p);
@@ -50,5 +51,33 @@ int tuning_loss_find(clcl_context *ctx, int n2, int dim, tuning_loss_entry *out)
 void tuning_gemm_store(clcl_context *ctx, const tuning_gemm_entry *e, int disqualified,
                        tuning_gemm_entry *out);
 void tuning_loss_store(clcl_context *ctx, const tuning_loss_entry *e, tuning_loss_entry *out);
+
+/* ---- for the tuner (host/cmd_tune.c) ------------------------------------------------- */
+
+/* While a recorder is set (process-wide; NULL stops), clcl_gemm adds every argument set
+ * of a shape not yet in it to args[] (buffers set to NULL: the shape only) and runs our
+ * kernel with its default tunables (CLBlast where ours cannot), measuring nothing and
+ * writing no file. */
+typedef struct {
+    clcl_gemm_args *args;
+    int count, cap;
+    int failed; /* 1: out of memory, some shapes were not recorded */
+} tuning_gemm_recorder;
+
+void tuning_gemm_record(tuning_gemm_recorder *r);
+
+/* Scratch buffers of g's shape filled with seeded values, for timing candidates (g's own
+ * buffers are not used and may be NULL). */
+typedef struct tuning_trial tuning_trial;
+
+clcl_status tuning_trial_create(clcl_context *ctx, const clcl_gemm_args *g, tuning_trial **out);
+void tuning_trial_free(tuning_trial *t);
+
+/* One candidate (our kernel with p, or CLBlast when own is 0): run once, checked at 64
+ * sampled outputs (corners included) against a double-precision host sum, then timed
+ * (the minimum of up to 3 runs, fewer once 0.3 s are spent). *ms is -1 when it failed or
+ * disagreed; the status is CLCL_OK either way unless the trial itself failed. */
+clcl_status tuning_trial_measure(clcl_context *ctx, tuning_trial *t, int own,
+                                 const clcl_gemm_params *p, double *ms);
 
 #endif

@@ -3,7 +3,7 @@
  * measuring, stored decisions (backend and tunables) are applied, a corrupt file or
  * another device's is ignored with a warning, CLCL_GEMM forces a backend, and the product
  * is right either way (beta != 0 included: the measurement must not touch the caller's C);
- * CLCL_LOSS_AUTO the same way.
+ * CLCL_LOSS_AUTO the same way; `clcl tune` stores every product of a tiny model and resumes.
  *
  * Every test points CLCL_TUNING_FILE into its own temporary directory. Tolerance as in
  * test_gemm: |got - ref| <= 1e-4 + 1e-4 |ref| for inputs in [-1, 1). */
@@ -13,6 +13,7 @@
 
 #include <criterion/criterion.h>
 
+#include "cli.h"
 #include "clcl/gemm.h"
 #include "clcl/log.h"
 #include "clcl/loss.h"
@@ -304,5 +305,35 @@ Test(tuning, loss_auto_is_measured_once_and_kept) {
     loss_impl_of(ctx, 34, 8, again, sizeof again);
     cr_expect_eq(strncmp(again, "fused", 5), 0, "%s", again);
     cr_expect_eq(summary(ctx).loss_measured, 0);
+    clcl_context_free(ctx);
+}
+
+/* `clcl tune` on a tiny model: every product found is tuned and stored, and a second run
+ * resumes (nothing left to tune, the file unchanged). */
+static int count_of(const char *text, const char *what) {
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, what)); p++)
+        n++;
+    return n;
+}
+
+Test(tuning, tune_command_stores_every_shape_and_resumes) {
+    clcl_context *ctx = test_context();
+    const char *path = fresh_file(ctx, "tuning_cmd");
+    char *argv[] = {"--width",    "0.125", "--batch-size",  "2", "--input", "16x16x1",
+                    "--knn-bank", "64",    "--knn-queries", "8", NULL};
+    int argc = (int)(sizeof argv / sizeof argv[0]) - 1;
+    static char first[1 << 16];
+
+    cr_assert_eq(clcl_cmd_tune(argc, argv), 0, "%s", clcl_last_error());
+    snprintf(first, sizeof first, "%s", slurp(path));
+    int tuned = count_of(first, " tuned\n"), records = count_of(first, "\ngemm ");
+    /* 20 convolutions' three products (fewer distinct shapes), the head's, kNN's */
+    cr_expect_geq(tuned, 20, "only %d tuned records:\n%s", tuned, first);
+    cr_expect_eq(tuned, records, "untuned records left:\n%s", first);
+    cr_expect_eq(count_of(first, "\nloss 4 128 "), 1, "no loss record:\n%s", first);
+
+    cr_assert_eq(clcl_cmd_tune(argc, argv), 0, "%s", clcl_last_error());
+    cr_expect_str_eq(slurp(path), first, "the second run changed the file");
     clcl_context_free(ctx);
 }
