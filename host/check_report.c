@@ -21,6 +21,25 @@ void check_print_header(FILE *out, const clcl_check_device *dev) {
             "atol", "rtol", "result", "ms");
 }
 
+/* The note under its row, indented 6 and wrapped at spaces to lines of at most 100. */
+static void print_note(FILE *out, const char *note) {
+    const int width = 94;
+    while (*note) {
+        int len = (int)strlen(note);
+        if (len > width) {
+            len = width;
+            while (len > 0 && note[len] != ' ')
+                len--;
+            if (len == 0)
+                len = width;
+        }
+        fprintf(out, "      %.*s\n", len, note);
+        note += len;
+        while (*note == ' ')
+            note++;
+    }
+}
+
 void check_print_row(FILE *out, const clcl_check_row *row) {
     if (row->result == CLCL_CHECK_ERROR && row->count == 0)
         fprintf(out, "   %-38.38s %6s %9s %9s %6s %6s %-6s %8.1f\n", row->name, "-", "-", "-", "-",
@@ -35,11 +54,14 @@ void check_print_row(FILE *out, const clcl_check_row *row) {
     else if (row->result == CLCL_CHECK_FAIL)
         fprintf(out, "      worst: value %zu is %.9g, expected %.9g (%.3g times its tolerance)\n",
                 row->worst, row->worst_got, row->worst_ref, row->worst_share);
-    if (row->note[0])
-        fprintf(out, "      %s\n", row->note);
+    print_note(out, row->note);
 }
 
 void check_print_device_verdict(FILE *out, const clcl_check_device *dev) {
+    if (dev->tuning[0]) {
+        fprintf(out, "   measured choices:\n");
+        print_note(out, dev->tuning);
+    }
     if (dev->failed == 0 && dev->n_rows > 0) {
         fprintf(out, "   verdict: device %d PASS, %d checks in %.1f s\n", dev->index, dev->n_rows,
                 dev->seconds);
@@ -148,6 +170,8 @@ static void json_device(FILE *f, const clcl_check_device *d) {
     fprintf(f, ", \"passed\": %s, \"failed\": %d, \"seconds\": ",
             d->failed == 0 && d->n_rows > 0 ? "true" : "false", d->failed);
     json_number(f, d->seconds);
+    fputs(", \"tuning\": ", f);
+    json_string(f, d->tuning);
     fputs(",\n     \"adaptations\": [", f);
     for (int i = 0; i < d->n_adaptations; i++) {
         fputs(i ? ", " : "", f);

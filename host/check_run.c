@@ -11,6 +11,7 @@
 #include "check.h"
 #include "check_private.h"
 #include "clcl/reference.h"
+#include "clcl/tuning.h"
 
 /* The kernels CLCL_CHECK_BREAK may break (each has an #if CLCL_BREAK in its .cl file). */
 static const char *const BREAKABLE[] = {"relu"};
@@ -344,6 +345,7 @@ static void context_failed(check_env *e, clcl_status st) {
 
 static void run_device(check_env *e, const clcl_device_info *raw) {
     clcl_check_device *dev = e->dev;
+    clcl_tuning_summary tuning;
     char choice[16];
     double start = now_seconds();
 
@@ -364,6 +366,8 @@ static void run_device(check_env *e, const clcl_device_info *raw) {
         context_failed(e, st);
     else
         run_families(e);
+    if (e->ctx && clcl_tuning_summarize(e->ctx, &tuning) == CLCL_OK)
+        clcl_tuning_describe(&tuning, dev->tuning, sizeof dev->tuning);
 
     clcl_pool_free(e->pool);
     clcl_context_free(e->ctx);

@@ -46,7 +46,8 @@ typedef struct {
     int n_adaptations;
     clcl_check_row *rows;
     int n_rows;
-    int failed; /* rows that failed or could not run */
+    char tuning[400]; /* what the GEMM and the loss chose by measurement (clcl/tuning.h) */
+    int failed;       /* rows that failed or could not run */
     double seconds;
 } clcl_check_device;
 

@@ -30,8 +30,8 @@ float clcl_ref_rand_uniform(uint64_t *state, float lo, float hi);
  * a stored (m, k) or, transposed, (k, m) with row length lda; likewise b. c0 (m rows of
  * ldc) may be NULL when beta is 0. */
 void clcl_ref_gemm(int trans_a, int trans_b, int m, int n, int k, double alpha, const float *a,
-                   size_t lda, const float *b, size_t ldb, double beta, const float *c0,
-                   size_t ldc, double *c);
+                   size_t lda, const float *b, size_t ldb, double beta, const float *c0, size_t ldc,
+                   double *c);
 
 /* A convolution's sizes: x (n, c, h, w), weights (k, c, r, s), y (n, k, p, q). */
 typedef struct {
@@ -47,8 +47,8 @@ void clcl_ref_conv2d_forward(const clcl_ref_conv_shape *g, const float *x, const
                              double *y);
 void clcl_ref_conv2d_backward_data(const clcl_ref_conv_shape *g, const float *dy, const float *wt,
                                    double *dx);
-void clcl_ref_conv2d_backward_weights(const clcl_ref_conv_shape *g, const float *x,
-                                      const float *dy, double *dw);
+void clcl_ref_conv2d_backward_weights(const clcl_ref_conv_shape *g, const float *x, const float *dy,
+                                      double *dw);
 
 /* Batch normalization over x (n, c, l) (l = H W, or 1 for (N, C)). Training: batch
  * statistics (biased variance), running_mean / running_var (c) updated in place with
@@ -58,8 +58,8 @@ void clcl_ref_batchnorm_train(int n, int c, int l, double eps, double momentum, 
                               double *running_var, double *y, double *save_mean,
                               double *save_invstd);
 void clcl_ref_batchnorm_eval(int n, int c, int l, double eps, const float *x, const float *gamma,
-                             const float *beta, const float *running_mean,
-                             const float *running_var, double *y);
+                             const float *beta, const float *running_mean, const float *running_var,
+                             double *y);
 /* dx (n, c, l), dgamma and dbeta (c) of a training-mode forward over the same x. */
 void clcl_ref_batchnorm_backward(int n, int c, int l, double eps, const float *x, const float *dy,
                                  const float *gamma, double *dx, double *dgamma, double *dbeta);
@@ -152,8 +152,7 @@ void clcl_ref_augment_view(const uint8_t *image, int channels, int height, int w
 
 /* Blurs (C, H, W) in place with the normalised Gaussian of this sigma and odd kernel
  * size, borders reflected; sigma 0 leaves it. */
-clcl_status clcl_ref_blur(double *x, int channels, int height, int width, double sigma,
-                          int kernel);
+clcl_status clcl_ref_blur(double *x, int channels, int height, int width, double sigma, int kernel);
 
 /* ---- evaluation and the optimizers ----------------------------------------------------- */
 
