@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,8 @@ typedef struct tuning_table {
     int disqualified;
     gemm_slot *gemm;
     int n_gemm, cap_gemm;
+    int *index;     /* open-addressed hash of the gemm keys: slot + 1, 0 when empty */
+    int index_size; /* a power of two, at least twice n_gemm; 0 before the first record */
     loss_slot *loss;
     int n_loss, cap_loss;
 } tuning_table;
@@ -110,11 +113,55 @@ tuning_gemm_key tuning_gemm_key_of(const clcl_gemm_args *g) {
                              g->lda,     g->ldb,     g->ldc, aligned};
 }
 
+static unsigned key_hash(const tuning_gemm_key *k) {
+    uint64_t v[] = {(uint64_t)k->trans_a << 1 | (uint64_t)k->trans_b,
+                    (uint64_t)k->m,
+                    (uint64_t)k->n,
+                    (uint64_t)k->k,
+                    k->lda,
+                    k->ldb,
+                    k->ldc,
+                    (uint64_t)k->aligned};
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        h = (h ^ v[i]) * 1099511628211ull;
+    return (unsigned)(h ^ (h >> 32));
+}
+
+/* The index position of key: its slot's entry, or the empty one where it would go. */
+static int index_probe(const tuning_table *t, const tuning_gemm_key *key) {
+    unsigned mask = (unsigned)t->index_size - 1, i = key_hash(key) & mask;
+    while (t->index[i] && !tuning_gemm_key_equal(&t->gemm[t->index[i] - 1].e.key, key))
+        i = (i + 1) & mask;
+    return (int)i;
+}
+
+/* Rebuilds the index at twice the size when it is half full; 0 when out of memory. */
+static int index_grow(tuning_table *t) {
+    if (2 * (t->n_gemm + 1) <= t->index_size)
+        return 1;
+    int size = t->index_size ? 2 * t->index_size : 256;
+    int *index = calloc((size_t)size, sizeof *index);
+    if (!index)
+        return 0;
+    free(t->index);
+    t->index = index, t->index_size = size;
+    for (int s = 0; s < t->n_gemm; s++)
+        t->index[index_probe(t, &t->gemm[s].e.key)] = s + 1;
+    return 1;
+}
+
 static gemm_slot *gemm_lookup(tuning_table *t, const tuning_gemm_key *key) {
-    for (int i = 0; i < t->n_gemm; i++)
-        if (tuning_gemm_key_equal(&t->gemm[i].e.key, key))
-            return &t->gemm[i];
-    return NULL;
+    if (!t->index_size)
+        return NULL;
+    int at = t->index[index_probe(t, key)];
+    return at ? &t->gemm[at - 1] : NULL;
+}
+
+static void gemm_clear(tuning_table *t) {
+    t->n_gemm = 0;
+    if (t->index)
+        memset(t->index, 0, (size_t)t->index_size * sizeof *t->index);
 }
 
 static loss_slot *loss_lookup(tuning_table *t, int n2, int dim) {
@@ -135,6 +182,9 @@ static int gemm_put(tuning_table *t, const tuning_gemm_entry *e, int measured) {
                 return 0;
             t->gemm = p, t->cap_gemm = cap;
         }
+        if (!index_grow(t))
+            return 0;
+        t->index[index_probe(t, &e->key)] = t->n_gemm + 1;
         s = &t->gemm[t->n_gemm++];
     }
     s->e = *e;
@@ -258,7 +308,8 @@ static void load_file(tuning_table *t) {
                       "%s:%d: %s; ignoring the file (it is rewritten at the next "
                       "decision)",
                       t->path, number, bad);
-        t->n_gemm = t->n_loss = 0;
+        gemm_clear(t);
+        t->n_loss = 0;
         t->file_ignored = 1;
         return;
     }
@@ -364,6 +415,7 @@ static void save(tuning_table *t, const tuning_gemm_key *forced) {
             mine->e = other.loss[i].e;
     }
     free(other.gemm);
+    free(other.index);
     free(other.loss);
 
     clcl_status st = clcl_atomic_open(&af, t->path);
@@ -492,7 +544,8 @@ clcl_status clcl_tuning_reload(clcl_context *ctx) {
     pthread_mutex_lock(&tuning_lock);
     tuning_table *t = table_of(ctx);
     if (t) {
-        t->n_gemm = t->n_loss = 0;
+        gemm_clear(t);
+        t->n_loss = 0;
         t->file_ignored = t->disqualified = 0;
         st = resolve_path(t, t->path, sizeof t->path);
         load_file(t);

@@ -337,3 +337,27 @@ Test(tuning, tune_command_stores_every_shape_and_resumes) {
     cr_expect_str_eq(slurp(path), first, "the second run changed the file");
     clcl_context_free(ctx);
 }
+
+/* Many records (the index grows several times); each is found without measuring. */
+Test(tuning, many_records_are_all_found) {
+    clcl_context *ctx = test_context();
+    const char *path = fresh_file(ctx, "tuning_many");
+    char head[512];
+    static char text[1 << 16];
+
+    cr_assert_eq(product(ctx, 0, 0, 8, 8, 8, 0.0f, 16), CLCL_OK, "%s", clcl_last_error());
+    header_of(path, head, sizeof head);
+    size_t used = (size_t)snprintf(text, sizeof text, "%s", head);
+    for (int m = 1; m <= 600; m++)
+        used += (size_t)snprintf(text + used, sizeof text - used,
+                                 "gemm 0 0 %d 8 8 8 8 8 1 clblast 6 8 2 3 3 1 16 -1 -1 auto\n", m);
+    cr_assert_lt(used, sizeof text);
+    write_text(path, text);
+    cr_assert_eq(clcl_tuning_reload(ctx), CLCL_OK, "%s", clcl_last_error());
+    cr_expect_eq(summary(ctx).gemm_from_file, 600);
+    for (int m = 1; m <= 600; m += 53)
+        cr_assert_eq(product(ctx, 0, 0, m, 8, 8, 1.0f, 17 + m), CLCL_OK, "%s", clcl_last_error());
+    cr_expect_eq(summary(ctx).gemm_measured, 0, "a stored shape was measured again");
+    cr_expect_eq(summary(ctx).gemm_own, 0);
+    clcl_context_free(ctx);
+}
