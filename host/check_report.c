@@ -67,6 +67,11 @@ void check_print_device_verdict(FILE *out, const clcl_check_device *dev) {
                 dev->seconds);
         return;
     }
+    if (dev->n_rows == 0) {
+        fprintf(out, "   verdict: device %d FAIL, no check ran (does --only match any?)\n",
+                dev->index);
+        return;
+    }
     fprintf(out, "   verdict: device %d FAIL, %d of %d checks:", dev->index, dev->failed,
             dev->n_rows);
     for (int i = 0, shown = 0; i < dev->n_rows; i++) {
@@ -101,7 +106,9 @@ void clcl_check_print_verdict(FILE *out, const clcl_check_report *r) {
             r->n_devices > 1 ? "s" : "");
     for (int i = 0; i < r->n_devices; i++) {
         const clcl_check_device *d = &r->devices[i];
-        if (d->failed > 0 || d->n_rows == 0)
+        if (d->n_rows == 0)
+            fprintf(out, " %d (%s) ran no check;", d->index, d->name);
+        else if (d->failed > 0)
             fprintf(out, " %d (%s) failed %d of %d checks;", d->index, d->name, d->failed,
                     d->n_rows);
     }

@@ -430,7 +430,8 @@ static clcl_status report_create(int n, const char *broken, clcl_check_report **
     return CLCL_OK;
 }
 
-clcl_status clcl_check_run(const clcl_check_config *cfg, clcl_check_report **out) {
+clcl_status clcl_check_run(const clcl_check_config *config, clcl_check_report **out) {
+    const clcl_check_config quiet = {0}, *cfg = config ? config : &quiet;
     clcl_device_info *all;
     int count, n, *chosen;
     const char *broken;
@@ -438,6 +439,8 @@ clcl_status clcl_check_run(const clcl_check_config *cfg, clcl_check_report **out
     check_baseline base = {.device = -1};
 
     *out = NULL;
+    if (cfg->n_devices > 0 && !cfg->devices)
+        return clcl_fail(CLCL_ERR_ARGUMENT, "check: %d device choices but no list", cfg->n_devices);
     CLCL_TRY(read_break(&broken));
     CLCL_TRY(clcl_devices_list(&all, &count));
     chosen = malloc((size_t)count * sizeof *chosen);

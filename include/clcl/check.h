@@ -67,10 +67,10 @@ typedef struct {
     FILE *out;        /* each device's table as it is made, then the verdict; NULL: quiet */
 } clcl_check_config;
 
-/* Runs the check. Returns an error only when the devices cannot be listed, a choice names
- * none of them or the host is out of memory; what goes wrong on a device is in its rows.
- * The environment variable CLCL_CHECK_BREAK=relu (for testing the check itself) builds
- * relu_forward with -DCLCL_BREAK=1, which makes it compute a wrong value. */
+/* Runs the check (cfg NULL: every device, quietly). Returns an error only when the devices cannot
+ * be listed, a choice names none of them or the host is out of memory; what goes wrong on a device
+ * is in its rows. The environment variable CLCL_CHECK_BREAK=relu (for testing the check itself)
+ * builds relu_forward with -DCLCL_BREAK=1, which makes it compute a wrong value. */
 clcl_status clcl_check_run(const clcl_check_config *cfg, clcl_check_report **out);
 void clcl_check_report_free(clcl_check_report *report);
 
