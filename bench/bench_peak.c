@@ -44,7 +44,7 @@ static void gemm_row(clcl_context *ctx, tuning_trial *t, int n, int own, const c
     double best = -1;
     for (int r = 0; r < (reps + 2) / 3; r++) {
         double ms;
-        if (tuning_trial_measure(ctx, t, own, p, &ms) != CLCL_OK)
+        if (tuning_trial_measure(ctx, t, own, p, 0, &ms) != CLCL_OK)
             die("gemm trial");
         if (ms < 0) {
             printf("  %-34s failed its check or did not run\n", name);

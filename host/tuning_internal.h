@@ -75,9 +75,11 @@ void tuning_trial_free(tuning_trial *t);
 
 /* One candidate (our kernel with p, or CLBlast when own is 0): run once, checked at 64
  * sampled outputs (corners included) against a double-precision host sum, then timed
- * (the minimum of up to 3 runs, fewer once 0.3 s are spent). *ms is -1 when it failed or
+ * (the minimum of up to 3 runs, fewer once 0.3 s are spent). When bound_ms > 0 and the
+ * checked run (transfers included) took longer, that run's time is *ms, an upper bound,
+ * and nothing more is run: the candidate has lost anyway. *ms is -1 when it failed or
  * disagreed; the status is CLCL_OK either way unless the trial itself failed. */
 clcl_status tuning_trial_measure(clcl_context *ctx, tuning_trial *t, int own,
-                                 const clcl_gemm_params *p, double *ms);
+                                 const clcl_gemm_params *p, double bound_ms, double *ms);
 
 #endif
