@@ -453,6 +453,18 @@ clcl_status clcl_launch(clcl_context *ctx, cl_kernel kernel, cl_uint dims, const
 
     if (dims < 1 || dims > 3)
         return clcl_fail(CLCL_ERR_ARGUMENT, "clcl_launch: %u dimensions, expected 1 to 3", dims);
+
+    /* a work-group beyond the (capped) device limit fails here, as it would on a GPU */
+    size_t group = 1;
+    for (cl_uint i = 0; local && i < dims; i++)
+        group *= local[i];
+    if (group > ctx->device.max_work_group) {
+        kernel_name(kernel, name, sizeof name);
+        return clcl_fail(CL_INVALID_WORK_GROUP_SIZE,
+                         "kernel '%s': a work-group of %zu work-items, more than the %zu '%s' "
+                         "allows (CLCL_MAX_WORK_GROUP caps it)",
+                         name, group, ctx->device.max_work_group, ctx->device.name);
+    }
     for (cl_uint i = 0; i < dims; i++) {
         size_t l = local ? local[i] : 1;
         if (global[i] == 0)

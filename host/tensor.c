@@ -6,7 +6,8 @@
 #include "check.h"
 #include "clcl/tensor.h"
 
-/* Work-items per group for the element-wise kernels; a divisor of every device's limit. */
+/* Work-items per group for the element-wise kernels, at most (the kernel's and the
+ * device's limits may be lower). */
 #define ELEMENTWISE_GROUP 64
 
 size_t clcl_shape_count(int ndim, const int *shape) {
@@ -91,7 +92,10 @@ clcl_status clcl_tensor_read(clcl_context *ctx, const clcl_tensor *t, float *hos
 }
 
 static clcl_status launch_flat(clcl_context *ctx, cl_kernel k, size_t n) {
-    size_t local = ELEMENTWISE_GROUP;
+    size_t local;
+    CLCL_TRY(clcl_kernel_max_work_group(ctx, k, &local));
+    if (local > ELEMENTWISE_GROUP)
+        local = ELEMENTWISE_GROUP;
     return clcl_launch(ctx, k, 1, &n, &local);
 }
 

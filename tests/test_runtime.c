@@ -165,3 +165,25 @@ Test(devices, no_platform_says_which_driver_to_install) {
     cr_assert_eq(clcl_devices_list(&devs, &n), CLCL_ERR_NO_DEVICE);
     cr_expect(strstr(clcl_last_error(), "pocl-opencl-icd"), "%s", clcl_last_error());
 }
+
+Test(program, a_work_group_beyond_the_capped_limit_is_refused) {
+    setenv("CLCL_MAX_WORK_GROUP", "16", 1);
+    clcl_context *ctx = test_context();
+    cl_kernel k;
+    cl_mem m;
+    cr_assert_eq(clcl_context_kernel(ctx, "elementwise", "scale", NULL, &k), CLCL_OK);
+    cl_int err;
+    m = clCreateBuffer(clcl_context_cl(ctx), CL_MEM_READ_WRITE, 256 * sizeof(float), NULL, &err);
+    cr_assert_eq(err, CL_SUCCESS);
+    cr_assert_eq(clcl_kernel_args(k, CLCL_ARG_MEM(m), CLCL_ARG_INT(256), CLCL_ARG_FLOAT(2)),
+                 CLCL_OK);
+    size_t global = 256, local = 64;
+    cr_expect_eq(clcl_launch(ctx, k, 1, &global, &local), CL_INVALID_WORK_GROUP_SIZE);
+    cr_expect(strstr(clcl_last_error(), "'scale': a work-group of 64 work-items, more than the 16"),
+              "%s", clcl_last_error());
+    local = 16;
+    cr_expect_eq(clcl_launch(ctx, k, 1, &global, &local), CLCL_OK, "%s", clcl_last_error());
+    clReleaseMemObject(m);
+    clcl_context_free(ctx);
+    unsetenv("CLCL_MAX_WORK_GROUP");
+}
