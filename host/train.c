@@ -118,7 +118,7 @@ static clcl_status open_transforms(clcl_run *r) {
 
 static clcl_status open_loss(clcl_run *r) {
     const clcl_train_config *c = &r->cfg;
-    clcl_loss_config lc = {.weight = (float)c->fn_weight, .cap = c->fn_cap};
+    clcl_loss_config lc = {.weight = (float)c->fn_weight, .cap = c->fn_cap, .impl = CLCL_LOSS_AUTO};
     int n2 = 2 * c->batch_size, d = clcl_model_projection_dim(r->model);
     CLCL_TRY(clcl_fn_mode_parse(c->fn_mode, &lc.mode));
     CLCL_TRY(clcl_loss_create(r->ctx, n2, d, &lc, &r->loss));
