@@ -58,20 +58,15 @@ static int evaluate(clcl_run *r, const eval_args *a, const char *run_dir) {
     printf("clcl eval: %s (epoch %d, step %lld), %s on %s\n", path, r->pos.epoch,
            (long long)r->pos.global_step, r->cfg.dataset, clcl_context_device(r->ctx)->name);
 
-    if (clcl_run_knn(r, &acc) != CLCL_OK)
-        return clcl_cli_report("eval: kNN");
-    printf("kNN (k %d, temperature %g): top-1 %.2f%%", a->knn_k, a->knn_temperature,
-           100 * acc.top1);
-    if (acc.top5 == acc.top5)
-        printf(", top-5 %.2f%%", 100 * acc.top5);
-    printf("\n");
+    clcl_accuracy probe;
+    if (clcl_run_evaluate(r, a->probe_epochs, &acc, &probe) != CLCL_OK)
+        return clcl_cli_report("eval");
+    char what[64];
+    snprintf(what, sizeof what, "kNN (k %d, temperature %g)", a->knn_k, a->knn_temperature);
+    clcl_print_accuracy(what, &acc);
     if (a->probe_epochs > 0) {
-        if (clcl_run_probe(r, a->probe_epochs, &acc) != CLCL_OK)
-            return clcl_cli_report("eval: linear probe");
-        printf("linear probe (%d epochs): top-1 %.2f%%", a->probe_epochs, 100 * acc.top1);
-        if (acc.top5 == acc.top5)
-            printf(", top-5 %.2f%%", 100 * acc.top5);
-        printf("\n");
+        snprintf(what, sizeof what, "linear probe (%d epochs)", a->probe_epochs);
+        clcl_print_accuracy(what, &probe);
     }
     return 0;
 }

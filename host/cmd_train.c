@@ -130,7 +130,7 @@ static clcl_status start(clcl_run *r) {
         return CLCL_OK;
 
     /* the untrained network, so that the gain from training is plain */
-    CLCL_TRY(clcl_run_knn(r, &acc));
+    CLCL_TRY(clcl_run_evaluate(r, 0, &acc, NULL));
     printf("epoch   0: untrained network, kNN top-1 %.2f%%\n", 100 * acc.top1);
     clcl_epoch_record rec = {0, 0, NAN, acc.top1, acc.top5, 0};
     return clcl_metrics_epoch(r->metrics, &rec);
@@ -144,14 +144,13 @@ static void on_interrupt(int sig) {
 static void finish(clcl_run *r) {
     if (r->cfg.probe_epochs > 0) {
         clcl_accuracy acc;
-        if (clcl_run_probe(r, r->cfg.probe_epochs, &acc) != CLCL_OK) {
+        if (clcl_run_evaluate(r, r->cfg.probe_epochs, NULL, &acc) != CLCL_OK) {
             clcl_cli_report("train: linear probe");
             return;
         }
-        printf("linear probe (%d epochs): top-1 %.2f%%", r->cfg.probe_epochs, 100 * acc.top1);
-        if (acc.top5 == acc.top5)
-            printf(", top-5 %.2f%%", 100 * acc.top5);
-        printf("\n");
+        char what[64];
+        snprintf(what, sizeof what, "linear probe (%d epochs)", r->cfg.probe_epochs);
+        clcl_print_accuracy(what, &acc);
     }
     print_tuning(r, "tuning now");
     printf("done: %s/checkpoint, %s/metrics.jsonl, %s/curves.svg\n", r->cfg.out, r->cfg.out,

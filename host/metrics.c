@@ -37,35 +37,31 @@ static int push(void **items, size_t *n, size_t *cap, size_t size, const void *i
     return 0;
 }
 
+/* ,"key":value */
+static void json_field(FILE *f, const char *key, double v) {
+    fprintf(f, ",\"%s\":", key);
+    clcl_json_number(f, v);
+}
+
 static void write_step(FILE *f, const clcl_step_record *r) {
-    fprintf(f, "{\"type\":\"step\",\"epoch\":%d,\"step\":%ld,\"loss\":", r->epoch, r->step);
-    clcl_json_number(f, r->loss);
-    fputs(",\"tau\":", f);
-    clcl_json_number(f, r->tau);
-    fputs(",\"theta\":", f);
-    clcl_json_number(f, r->theta);
-    fputs(",\"pseudo_per_anchor\":", f);
-    clcl_json_number(f, r->pseudo);
-    fputs(",\"fn_precision\":", f);
-    clcl_json_number(f, r->precision);
-    fputs(",\"fn_recall\":", f);
-    clcl_json_number(f, r->recall);
-    fputs(",\"lr\":", f);
-    clcl_json_number(f, r->lr);
-    fputs(",\"images_per_s\":", f);
-    clcl_json_number(f, r->images_per_s);
+    fprintf(f, "{\"type\":\"step\",\"epoch\":%d,\"step\":%ld", r->epoch, r->step);
+    json_field(f, "loss", r->loss);
+    json_field(f, "tau", r->tau);
+    json_field(f, "theta", r->theta);
+    json_field(f, "pseudo_per_anchor", r->pseudo);
+    json_field(f, "fn_precision", r->precision);
+    json_field(f, "fn_recall", r->recall);
+    json_field(f, "lr", r->lr);
+    json_field(f, "images_per_s", r->images_per_s);
     fputs("}\n", f);
 }
 
 static void write_epoch(FILE *f, const clcl_epoch_record *r) {
-    fprintf(f, "{\"type\":\"epoch\",\"epoch\":%d,\"step\":%ld,\"loss\":", r->epoch, r->step);
-    clcl_json_number(f, r->loss);
-    fputs(",\"knn_top1\":", f);
-    clcl_json_number(f, r->knn_top1);
-    fputs(",\"knn_top5\":", f);
-    clcl_json_number(f, r->knn_top5);
-    fputs(",\"seconds\":", f);
-    clcl_json_number(f, r->seconds);
+    fprintf(f, "{\"type\":\"epoch\",\"epoch\":%d,\"step\":%ld", r->epoch, r->step);
+    json_field(f, "loss", r->loss);
+    json_field(f, "knn_top1", r->knn_top1);
+    json_field(f, "knn_top5", r->knn_top5);
+    json_field(f, "seconds", r->seconds);
     fputs("}\n", f);
 }
 

@@ -303,7 +303,7 @@ static clcl_status end_epoch(clcl_run *r, progress *p, int epoch_done) {
         printf("\n");
     if (knn_due(r, epoch_done)) {
         clcl_accuracy acc;
-        CLCL_TRY(clcl_run_knn(r, &acc));
+        CLCL_TRY(clcl_run_evaluate(r, 0, &acc, NULL));
         rec.knn_top1 = acc.top1;
         rec.knn_top5 = acc.top5;
         printf("epoch %3d: loss %.4f, kNN top-1 %.2f%%", epoch_done, rec.loss, 100 * acc.top1);

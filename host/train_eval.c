@@ -1,5 +1,6 @@
 /* Evaluation inside a run: features of a whole dataset, the kNN monitor, the
  * probe. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,18 +61,30 @@ done:
     return st;
 }
 
-clcl_status clcl_run_knn(clcl_run *r, clcl_accuracy *acc) {
+clcl_status clcl_run_evaluate(clcl_run *r, int probe_epochs, clcl_accuracy *knn,
+                              clcl_accuracy *probe) {
     clcl_tensor bank = {0}, queries = {0};
     int *bank_labels = NULL, *query_labels = NULL;
-    clcl_dataset *bank_ds = r->bank ? r->bank : r->train;
-    clcl_knn_config kc = {.k = r->cfg.knn_k, .temperature = r->cfg.knn_temperature};
+    int classes = clcl_dataset_classes(r->test);
 
-    clcl_status st = clcl_run_features(r, bank_ds, &bank, &bank_labels);
+    /* the features of both sets, once for both evaluations */
+    clcl_status st = clcl_run_features(r, r->bank ? r->bank : r->train, &bank, &bank_labels);
     if (st == CLCL_OK)
         st = clcl_run_features(r, r->test, &queries, &query_labels);
-    if (st == CLCL_OK)
-        st = clcl_knn_evaluate(r->ctx, &bank, bank_labels, &queries, query_labels,
-                               clcl_dataset_classes(r->test), &kc, acc);
+
+    /* the probe first: the kNN monitor normalizes the features in place */
+    if (st == CLCL_OK && probe_epochs > 0) {
+        clcl_probe_config pc = CLCL_PROBE_DEFAULTS;
+        pc.epochs = probe_epochs;
+        pc.seed = r->cfg.seed;
+        st = clcl_linear_probe(r->ctx, &bank, bank_labels, &queries, query_labels, classes, &pc,
+                               probe, NULL);
+    }
+    if (st == CLCL_OK && knn) {
+        clcl_knn_config kc = {.k = r->cfg.knn_k, .temperature = r->cfg.knn_temperature};
+        st = clcl_knn_evaluate(r->ctx, &bank, bank_labels, &queries, query_labels, classes, &kc,
+                               knn);
+    }
     clcl_tensor_free(&bank);
     clcl_tensor_free(&queries);
     free(bank_labels);
@@ -79,22 +92,9 @@ clcl_status clcl_run_knn(clcl_run *r, clcl_accuracy *acc) {
     return st;
 }
 
-clcl_status clcl_run_probe(clcl_run *r, int epochs, clcl_accuracy *acc) {
-    clcl_tensor train = {0}, test = {0};
-    int *train_labels = NULL, *test_labels = NULL;
-    clcl_probe_config pc = CLCL_PROBE_DEFAULTS;
-    pc.epochs = epochs;
-    pc.seed = r->cfg.seed;
-
-    clcl_status st = clcl_run_features(r, r->bank ? r->bank : r->train, &train, &train_labels);
-    if (st == CLCL_OK)
-        st = clcl_run_features(r, r->test, &test, &test_labels);
-    if (st == CLCL_OK)
-        st = clcl_linear_probe(r->ctx, &train, train_labels, &test, test_labels,
-                               clcl_dataset_classes(r->test), &pc, acc, NULL);
-    clcl_tensor_free(&train);
-    clcl_tensor_free(&test);
-    free(train_labels);
-    free(test_labels);
-    return st;
+void clcl_print_accuracy(const char *what, const clcl_accuracy *acc) {
+    printf("%s: top-1 %.2f%%", what, 100 * acc->top1);
+    if (acc->top5 == acc->top5) /* not NaN: more than five classes */
+        printf(", top-5 %.2f%%", 100 * acc->top5);
+    printf("\n");
 }

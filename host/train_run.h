@@ -55,12 +55,16 @@ void clcl_run_close(clcl_run *r);
 /* Backbone features (n, F) of every image of `ds` under the evaluation
  * transform, in eval mode; *labels is malloc'ed (n). */
 clcl_status clcl_run_features(clcl_run *r, clcl_dataset *ds, clcl_tensor *features, int **labels);
-/* The kNN monitor: bank = the training images, queries = the test images. */
-clcl_status clcl_run_knn(clcl_run *r, clcl_accuracy *acc);
+/* Backbone features of the training images (the bank) and of the test images, extracted
+ * once; then the linear probe when probe_epochs > 0 (into *probe) and the kNN monitor when
+ * knn is not NULL. */
+clcl_status clcl_run_evaluate(clcl_run *r, int probe_epochs, clcl_accuracy *knn,
+                              clcl_accuracy *probe);
+/* "what: top-1 61.20%, top-5 97.10%" (no top-5 for five classes or fewer). */
+void clcl_print_accuracy(const char *what, const clcl_accuracy *acc);
+
 /* Trains from r->pos to the last epoch: steps, logs, kNN monitors and
  * checkpoints. */
 clcl_status clcl_run_train(clcl_run *r);
-/* The linear probe over the same features, for `epochs` epochs. */
-clcl_status clcl_run_probe(clcl_run *r, int epochs, clcl_accuracy *acc);
 
 #endif
