@@ -5,20 +5,27 @@
  * and, with --csv, the same rows as CSV.
  *
  *   bench_conv [--batch 128] [--size 32] [--in 3] [--width 1] [--reps 5] [--layer NAME]
- *              [--variants] [--csv FILE] [--device D]
+ *              [--variants] [--gemm] [--blas-threads N] [--csv FILE] [--device D]
  *
  * --variants also times the alternatives docs/layers.md compares: one image per GEMM, our
  * GEMM kernel (cl/gemm.cl) in place of CLBlast's, and, forward only, CLBlast's
  * single-kernel convolution (CLBlastSconvgemm).
  * --gemm times instead the matrix products alone, as the convolutions issue them (one
- * chunk of images), for CLBlast and for our kernels of cl/gemm.cl. */
+ * chunk of images), for CLBlast and for our kernels of cl/gemm.cl, and, when the build
+ * found OpenBLAS, for cblas_sgemm on host copies of the same operands with N threads
+ * (--blas-threads, default: the online CPUs). Our kernel's row then gives its GFLOP/s as
+ * a share of OpenBLAS's, and a last line sums the shares up (issue 7: at least one half). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <clblast_c.h>
+#ifdef CLCL_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
 
 #include "clcl/gemm.h"
 #include "clcl/layers.h"
@@ -39,6 +46,7 @@ typedef struct {
 
 typedef struct {
     int batch, size, in, reps, variants, gemm;
+    int blas, blas_threads; /* --gemm: time OpenBLAS (built in), with this many threads */
     double width;
     const char *layer, *csv, *device;
 } bench_options;
@@ -311,54 +319,130 @@ static int gemm_verify(const clcl_gemm_args *g, const float *a, const float *b, 
     return bad;
 }
 
-static clcl_status gemm_backend(clcl_context *ctx, int own, const clcl_gemm_args *g) {
-    return own ? clcl_gemm_own(ctx, NULL, g) : clcl_gemm_clblast(ctx, g);
+/* The backends --gemm compares. OpenBLAS runs on the host copies of the operands. */
+typedef enum { BACKEND_OPENBLAS, BACKEND_CLBLAST, BACKEND_OWN } gemm_backend;
+static const char *backend_names[] = {"OpenBLAS", "CLBlast", "own (cl/gemm.cl)"};
+
+/* Seconds to wait after timing OpenBLAS: its idle worker threads spin for about 2^28
+ * cycles before they sleep, and would take cores from the device backend timed next. */
+#define BLAS_SETTLE_S 0.2
+
+/* Written into C before a checked run, so that a backend that writes nothing fails the
+ * check instead of passing on the previous backend's result (finite: beta is 0). */
+#define C_SENTINEL 1e30f
+
+/* Most products one run times: three per shape. */
+#define MAX_PRODUCTS 48
+
+/* One product of a shape's chunk: the device call and host copies of its operands. */
+typedef struct {
+    const char *dir;
+    clcl_gemm_args g;
+    const float *a, *b; /* the contents of g.a and g.b, with the same layout */
+} gemm_product;
+
+/* Runs one product to completion: on the device, into g.c, or with OpenBLAS on the host
+ * copies, into c (g's sizes, transposes and leading dimensions either way). */
+static clcl_status gemm_once(clcl_context *ctx, gemm_backend be, const gemm_product *p, float *c) {
+    const clcl_gemm_args *g = &p->g;
+    if (be == BACKEND_OPENBLAS) {
+#ifdef CLCL_HAVE_OPENBLAS
+        cblas_sgemm(CblasRowMajor, g->trans_a ? CblasTrans : CblasNoTrans,
+                    g->trans_b ? CblasTrans : CblasNoTrans, g->m, g->n, g->k, g->alpha, p->a,
+                    (blasint)g->lda, p->b, (blasint)g->ldb, g->beta, c, (blasint)g->ldc);
+        return CLCL_OK;
+#else
+        return clcl_fail(CLCL_ERR_ARGUMENT, "bench_conv was built without OpenBLAS");
+#endif
+    }
+    clcl_status st = be == BACKEND_OWN ? clcl_gemm_own(ctx, NULL, g) : clcl_gemm_clblast(ctx, g);
+    return st == CLCL_OK ? clcl_finish(ctx) : st;
 }
 
-/* Verifies, then times one product with one backend; prints a row. */
-static void gemm_time(clcl_context *ctx, const conv_shape *s, const char *dir,
-                      const clcl_gemm_args *g, int own, const float *a, const float *b, float *c,
-                      const bench_options *o, FILE *csv) {
-    double times[MAX_REPS];
-    const char *backend = own ? "own (cl/gemm.cl)" : "CLBlast";
-    if (gemm_backend(ctx, own, g) != CLCL_OK || clcl_finish(ctx) != CLCL_OK)
-        die(backend);
-    if (clEnqueueReadBuffer(clcl_context_queue(ctx), g->c, CL_TRUE, 0,
-                            (size_t)g->m * g->ldc * sizeof(float), c, 0, NULL, NULL) != CL_SUCCESS)
+/* Runs one product once, fetches C to the host and checks it; exits if it is wrong. */
+static void gemm_check(clcl_context *ctx, const conv_shape *s, gemm_backend be,
+                       const gemm_product *p, float *c) {
+    const clcl_gemm_args *g = &p->g;
+    size_t n = (size_t)g->m * g->ldc;
+    float sentinel = C_SENTINEL;
+
+    /* C holds the sentinel on both sides before the run. */
+    for (size_t i = 0; i < n; i++)
+        c[i] = sentinel;
+    if (clEnqueueFillBuffer(clcl_context_queue(ctx), g->c, &sentinel, sizeof sentinel, 0,
+                            n * sizeof(float), 0, NULL, NULL) != CL_SUCCESS)
+        die("fill");
+
+    if (gemm_once(ctx, be, p, c) != CLCL_OK)
+        die(backend_names[be]);
+    if (be != BACKEND_OPENBLAS &&
+        clEnqueueReadBuffer(clcl_context_queue(ctx), g->c, CL_TRUE, 0, n * sizeof(float), c, 0,
+                            NULL, NULL) != CL_SUCCESS)
         die("read");
-    int bad = gemm_verify(g, a, b, c);
+    int bad = gemm_verify(g, p->a, p->b, c);
     if (bad) {
         fprintf(stderr, "bench_conv: %s %s GEMM (%s): %d of %d sampled entries are wrong\n",
-                s->name, dir, backend, bad, CHECKS);
+                s->name, p->dir, backend_names[be], bad, CHECKS);
         exit(1);
     }
+}
+
+/* Checks (the warm-up), then times one product with one backend; prints a row and returns
+ * GFLOP/s at the median. blas_gflops is OpenBLAS's rate at this product (0: not measured);
+ * our kernel's row gives its share of it. */
+static double gemm_time(clcl_context *ctx, const conv_shape *s, const gemm_product *p,
+                        gemm_backend be, float *c, double blas_gflops, const bench_options *o,
+                        FILE *csv) {
+    const clcl_gemm_args *g = &p->g;
+    double times[MAX_REPS];
+    gemm_check(ctx, s, be, p, c);
+
     double c0 = cpu_s();
     for (int i = 0; i < o->reps; i++) {
         double t0 = now_s();
-        if (gemm_backend(ctx, own, g) != CLCL_OK || clcl_finish(ctx) != CLCL_OK)
-            die(backend);
+        if (gemm_once(ctx, be, p, c) != CLCL_OK)
+            die(backend_names[be]);
         times[i] = now_s() - t0;
     }
     double cpu = (cpu_s() - c0) / o->reps;
     qsort(times, (size_t)o->reps, sizeof *times, cmp_double);
     double med = times[o->reps / 2], min = times[0], flop = 2.0 * g->m * g->n * g->k;
-    printf("%-22s %-16s %c%c %6d %6d %6d  %-18s %9.2f %9.2f %8.1f %8.1f\n", s->name, dir,
-           g->trans_a ? 'T' : 'N', g->trans_b ? 'T' : 'N', g->m, g->n, g->k, backend, 1e3 * med,
-           1e3 * min, flop / med * 1e-9, flop / cpu * 1e-9);
+    double rate = flop / med * 1e-9;
+    double share = be == BACKEND_OWN && blas_gflops > 0 ? rate / blas_gflops : -1.0;
+
+    char share_text[16] = "-";
+    if (share >= 0)
+        snprintf(share_text, sizeof share_text, "%.2f", share);
+    printf("%-22s %-16s %c%c %6d %6d %6d  %-18s %9.2f %9.2f %8.1f %8.1f %8s\n", s->name, p->dir,
+           g->trans_a ? 'T' : 'N', g->trans_b ? 'T' : 'N', g->m, g->n, g->k, backend_names[be],
+           1e3 * med, 1e3 * min, rate, flop / cpu * 1e-9, share_text);
     if (csv)
-        fprintf(csv, "%s,%s,%c%c,%d,%d,%d,%s,%.4f,%.4f,%.2f,%.2f\n", s->name, dir,
-                g->trans_a ? 'T' : 'N', g->trans_b ? 'T' : 'N', g->m, g->n, g->k, backend,
-                1e3 * med, 1e3 * min, flop / med * 1e-9, flop / cpu * 1e-9);
+        fprintf(csv, "%s,%s,%c%c,%d,%d,%d,%s,%.4f,%.4f,%.2f,%.2f,%s\n", s->name, p->dir,
+                g->trans_a ? 'T' : 'N', g->trans_b ? 'T' : 'N', g->m, g->n, g->k, backend_names[be],
+                1e3 * med, 1e3 * min, rate, flop / cpu * 1e-9, share >= 0 ? share_text : "");
     fflush(stdout);
+    if (be == BACKEND_OPENBLAS)
+        nanosleep(&(struct timespec){0, (long)(BLAS_SETTLE_S * 1e9)}, NULL);
+    return rate;
 }
+
+/* Shares of OpenBLAS's rate that our kernel reached, one per product timed. */
+typedef struct {
+    double share[MAX_PRODUCTS];
+    int n;
+} share_list;
 
 /* The three products of one shape's chunk: forward NN (K, L) = (K, CRS) (CRS, L), backward
  * data TN (CRS, L) = (K, CRS)^T (K, L), backward weights NT (K, CRS) = (K, L) (CRS, L)^T,
- * with L = images per chunk * P * Q. */
-static void gemm_shape(clcl_context *ctx, const conv_shape *s, const bench_options *o, FILE *csv) {
+ * with L = images per chunk * P * Q. Each runs on OpenBLAS (when built in), CLBlast and
+ * our kernel; our kernel's share of OpenBLAS's rate goes into shares. */
+static void gemm_shape(clcl_context *ctx, const conv_shape *s, const bench_options *o, FILE *csv,
+                       share_list *shares) {
     int p = clcl_conv2d_out_size(s->h, s->r, s->stride, s->pad);
     int crs = s->c * s->r * s->r, l = chunk_images(s, o->batch, p) * p * p, kk = s->k;
     size_t big = (size_t)crs * l > (size_t)kk * l ? (size_t)crs * l : (size_t)kk * l;
+    if ((size_t)kk * crs > big)
+        big = (size_t)kk * crs;
     float *hw = random_floats((size_t)kk * crs), *hcol = random_floats((size_t)crs * l);
     float *ht = random_floats((size_t)kk * l), *hc = malloc(big * sizeof *hc);
     clcl_tensor w, col, t, c;
@@ -366,30 +450,71 @@ static void gemm_shape(clcl_context *ctx, const conv_shape *s, const bench_optio
     make_tensor(ctx, &col, 1, 1, crs, l, hcol);
     make_tensor(ctx, &t, 1, 1, kk, l, ht);
     make_tensor(ctx, &c, 1, 1, 1, (int)big, NULL);
+
+    /* W (K, CRS), columns (CRS, L), output gradient (K, L); C is the shared output. */
     clcl_gemm_args fwd = {0, 0,           kk,      l, crs,       1.0f,  0.0f, w.buf,
                           0, (size_t)crs, col.buf, 0, (size_t)l, c.buf, 0,    (size_t)l};
     clcl_gemm_args data = {1, 0,           crs,   l, kk,        1.0f,  0.0f, w.buf,
                            0, (size_t)crs, t.buf, 0, (size_t)l, c.buf, 0,    (size_t)l};
     clcl_gemm_args wts = {0, 1,         kk,      crs, l,         1.0f,  0.0f, t.buf,
                           0, (size_t)l, col.buf, 0,   (size_t)l, c.buf, 0,    (size_t)crs};
-    for (int own = 0; own < 2; own++)
-        gemm_time(ctx, s, "forward", &fwd, own, hw, hcol, hc, o, csv);
-    for (int own = 0; own < 2; own++)
-        gemm_time(ctx, s, "backward data", &data, own, hw, ht, hc, o, csv);
-    for (int own = 0; own < 2; own++)
-        gemm_time(ctx, s, "backward weights", &wts, own, ht, hcol, hc, o, csv);
+    gemm_product prods[3] = {{"forward", fwd, hw, hcol},
+                             {"backward data", data, hw, ht},
+                             {"backward weights", wts, ht, hcol}};
+    for (int i = 0; i < 3; i++) {
+        double blas = o->blas ? gemm_time(ctx, s, &prods[i], BACKEND_OPENBLAS, hc, 0, o, csv) : 0;
+        gemm_time(ctx, s, &prods[i], BACKEND_CLBLAST, hc, 0, o, csv);
+        double own = gemm_time(ctx, s, &prods[i], BACKEND_OWN, hc, blas, o, csv);
+        if (blas > 0 && shares->n < MAX_PRODUCTS)
+            shares->share[shares->n++] = own / blas;
+    }
     free(hw), free(hcol), free(ht), free(hc);
     clcl_tensor_free(&w), clcl_tensor_free(&col), clcl_tensor_free(&t), clcl_tensor_free(&c);
 }
 
+/* The one-line verdict on issue 7's target: our kernel at half of OpenBLAS or better. */
+static void gemm_summary(share_list *shares) {
+    int n = shares->n, half = 0;
+    if (n == 0)
+        return;
+    qsort(shares->share, (size_t)n, sizeof *shares->share, cmp_double);
+    for (int i = 0; i < n; i++)
+        half += shares->share[i] >= 0.5;
+    double med =
+        n % 2 ? shares->share[n / 2] : 0.5 * (shares->share[n / 2 - 1] + shares->share[n / 2]);
+    printf("own (cl/gemm.cl) / OpenBLAS, GFLOP/s at the median, over %d products: median %.2f, "
+           "min %.2f; %d of %d reach one half\n",
+           n, med, shares->share[0], half, n);
+}
+
+/* Says which OpenBLAS runs (or why none does), then the --gemm table's header. */
+static void gemm_header(const bench_options *o) {
+#ifdef CLCL_HAVE_OPENBLAS
+    openblas_set_num_threads(o->blas_threads);
+    printf("OpenBLAS: %s (core %s), %d threads\n", openblas_get_config(), openblas_get_corename(),
+           openblas_get_num_threads());
+#else
+    printf("OpenBLAS: not found when bench_conv was built; install Debian's libopenblas-dev "
+           "and reconfigure to time it beside the device backends\n");
+#endif
+    printf("%-22s %-16s %2s %6s %6s %6s  %-18s %9s %9s %8s %8s %8s\n", "layer", "direction", "op",
+           "M", "N", "K", "backend", "median ms", "min ms", "GFLOP/s", "GF/cpu-s", "own/BLAS");
+}
+
 static void usage(void) {
     fprintf(stderr, "usage: bench_conv [--batch N] [--size S] [--in C] [--width W] [--reps R] "
-                    "[--layer NAME] [--variants] [--gemm] [--csv FILE] [--device D]\n");
+                    "[--layer NAME] [--variants] [--gemm] [--blas-threads N] [--csv FILE] "
+                    "[--device D]\n");
     exit(2);
 }
 
 static bench_options parse(int argc, char **argv) {
     bench_options o = {.batch = 128, .size = 32, .in = 3, .reps = 5, .width = 1.0};
+#ifdef CLCL_HAVE_OPENBLAS
+    o.blas = 1;
+#endif
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    o.blas_threads = cpus > 0 ? (int)cpus : 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--variants") == 0 || strcmp(a, "--gemm") == 0) {
@@ -409,6 +534,8 @@ static bench_options parse(int argc, char **argv) {
             o.width = atof(v);
         else if (strcmp(a, "--reps") == 0)
             o.reps = atoi(v);
+        else if (strcmp(a, "--blas-threads") == 0)
+            o.blas_threads = atoi(v);
         else if (strcmp(a, "--layer") == 0)
             o.layer = v;
         else if (strcmp(a, "--csv") == 0)
@@ -418,7 +545,8 @@ static bench_options parse(int argc, char **argv) {
         else
             usage();
     }
-    if (o.batch < 1 || o.size < 8 || o.in < 1 || o.width <= 0 || o.reps < 1 || o.reps > MAX_REPS)
+    if (o.batch < 1 || o.size < 8 || o.in < 1 || o.width <= 0 || o.reps < 1 || o.reps > MAX_REPS ||
+        o.blas_threads < 1)
         usage();
     return o;
 }
@@ -439,7 +567,7 @@ int main(int argc, char **argv) {
     }
     if (csv && o.gemm)
         fprintf(csv, "layer,direction,transposes,m,n,k,backend,median_ms,min_ms,gflops,"
-                     "gflop_per_cpu_s\n");
+                     "gflop_per_cpu_s,share_of_openblas\n");
     else if (csv)
         fprintf(csv, "layer,uses,batch,c,k,r,stride,pad,h,direction,variant,median_ms,min_ms,"
                      "gflops,gflop_per_cpu_s\n");
@@ -448,17 +576,17 @@ int main(int argc, char **argv) {
     printf("device: %s (%s), batch %d, %dx%d input with %d channels, width %g, %d repetitions\n",
            dev->name, dev->platform, o.batch, o.size, o.size, o.in, o.width, o.reps);
     if (o.gemm)
-        printf("%-22s %-16s %2s %6s %6s %6s  %-18s %9s %9s %8s %8s\n", "layer", "direction", "op",
-               "M", "N", "K", "backend", "median ms", "min ms", "GFLOP/s", "GF/cpu-s");
+        gemm_header(&o);
     else
         printf("%-22s %4s %4s %5s %s %3s  %-16s %-18s %9s %9s %8s %8s\n", "layer", "C", "K", "RxS",
                "s", "H", "direction", "variant", "median ms", "min ms", "GFLOP/s", "GF/cpu-s");
+    share_list shares = {.n = 0};
     int n = resnet18_shapes(&o, shapes);
     for (int i = 0; i < n; i++) {
         if (o.layer && !strstr(shapes[i].name, o.layer))
             continue;
         if (o.gemm) {
-            gemm_shape(ctx, &shapes[i], &o, csv);
+            gemm_shape(ctx, &shapes[i], &o, csv, &shares);
             continue;
         }
         conv_run r;
@@ -475,6 +603,8 @@ int main(int argc, char **argv) {
         run_free(&r);
         clcl_pool_reset(pool);
     }
+    if (o.gemm)
+        gemm_summary(&shares);
     if (csv)
         fclose(csv);
     clcl_pool_free(pool);
