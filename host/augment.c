@@ -347,6 +347,17 @@ static clcl_status upload_images(transform *t, const uint8_t *images, int n) {
 
 /* ---- the augmenter ------------------------------------------------------------------- */
 
+/* One of the two slots of the staged path: a batch's images and parameters in pinned host
+ * memory, their device copies, and the events that order the two queues. */
+typedef struct {
+    cl_mem images, params; /* device copies */
+    cl_mem pinned;         /* host-visible: the images' bytes, then the parameters */
+    uint8_t *host;         /* pinned, mapped for the augmenter's lifetime */
+    cl_event uploaded;     /* the transfer queue's writes are done */
+    cl_event consumed;     /* the compute queue's kernels no longer read the device copies */
+    int n, blurred;
+} stage_slot;
+
 struct clcl_augment {
     clcl_augment_config config;
     transform t;
@@ -354,8 +365,55 @@ struct clcl_augment {
     clcl_blur *blur;            /* NULL when blur_p is 0 */
     cl_mem params;              /* (2 max_batch) records, then (2 max_batch, radius + 1) weights */
     float *host;                /* the same on the host */
+    size_t param_floats;        /* the size of both */
     clcl_augment_record *drawn; /* clcl_augment_batch()'s records */
+    stage_slot slot[2];         /* made on the first clcl_augment_stage() */
 };
+
+static void slot_release(clcl_augment *a, stage_slot *sl) {
+    if (sl->uploaded) {
+        clWaitForEvents(1, &sl->uploaded);
+        clReleaseEvent(sl->uploaded);
+    }
+    if (sl->consumed)
+        clReleaseEvent(sl->consumed);
+    if (sl->host) {
+        clEnqueueUnmapMemObject(clcl_context_queue(a->t.ctx), sl->pinned, sl->host, 0, NULL, NULL);
+        clFinish(clcl_context_queue(a->t.ctx));
+    }
+    if (sl->pinned)
+        clReleaseMemObject(sl->pinned);
+    if (sl->images)
+        clReleaseMemObject(sl->images);
+    if (sl->params)
+        clReleaseMemObject(sl->params);
+    memset(sl, 0, sizeof *sl);
+}
+
+static size_t image_bytes(const transform *t, int n) {
+    return (size_t)n * t->channels * t->height * t->width;
+}
+
+/* A slot's buffers, and its pinned host memory mapped once for good. */
+static clcl_status slot_init(clcl_augment *a, stage_slot *sl) {
+    cl_int err;
+    size_t img = image_bytes(&a->t, a->t.max_batch), par = a->param_floats * sizeof(float);
+    CLCL_TRY(clcl_buffer_create(a->t.ctx, img, "staged input batch", &sl->images));
+    CLCL_TRY(clcl_buffer_create(a->t.ctx, par, "staged augmentation parameters", &sl->params));
+    sl->pinned =
+        clCreateBuffer(clcl_context_cl(a->t.ctx), CL_MEM_ALLOC_HOST_PTR, img + par, NULL, &err);
+    if (err != CL_SUCCESS)
+        return clcl_fail(err, "%s:%d: clCreateBuffer (pinned staging, %zu bytes): %s", __FILE__,
+                         __LINE__, img + par, clcl_status_name(err));
+    sl->host = clEnqueueMapBuffer(clcl_context_queue(a->t.ctx), sl->pinned, CL_TRUE, CL_MAP_WRITE,
+                                  0, img + par, 0, NULL, NULL, &err);
+    if (err != CL_SUCCESS) {
+        sl->host = NULL;
+        return clcl_fail(err, "%s:%d: clEnqueueMapBuffer (pinned staging): %s", __FILE__, __LINE__,
+                         clcl_status_name(err));
+    }
+    return CLCL_OK;
+}
 
 clcl_status clcl_augment_create(clcl_context *ctx, const clcl_augment_config *config, int channels,
                                 int height, int width, int max_batch, clcl_augment **out) {
@@ -385,6 +443,7 @@ clcl_status clcl_augment_create(clcl_context *ctx, const clcl_augment_config *co
                                        a->blur_kernel, config->blur_method, &a->blur),
                       fail);
     size_t floats = (size_t)2 * max_batch * (REC_FLOATS + radius + 1);
+    a->param_floats = floats;
     a->host = calloc(floats, sizeof *a->host);
     a->drawn = calloc((size_t)2 * max_batch, sizeof *a->drawn);
     if (!a->host || !a->drawn) {
@@ -405,6 +464,8 @@ fail:
 void clcl_augment_free(clcl_augment *a) {
     if (!a)
         return;
+    for (int i = 0; i < 2; i++)
+        slot_release(a, &a->slot[i]);
     transform_release(&a->t);
     clcl_blur_free(a->blur);
     if (a->params)
@@ -427,39 +488,104 @@ clcl_blur_method clcl_augment_blur_method(const clcl_augment *a) {
     return a->blur ? clcl_blur_get_method(a->blur) : CLCL_BLUR_DIRECT;
 }
 
-clcl_status clcl_augment_apply(clcl_augment *a, cl_mem images, int n,
-                               const clcl_augment_record *records, clcl_tensor *out) {
-    int count = 2 * n, radius = a->blur_kernel / 2, blurred = 0;
+/* Records, then blur weights, packed into host (checked); returns the floats written. */
+static clcl_status pack_params(const clcl_augment *a, const clcl_augment_record *records, int n,
+                               float *host, size_t *floats, int *blurred) {
+    int count = 2 * n, radius = a->blur_kernel / 2;
+    float *weights = host + (size_t)count * REC_FLOATS;
     if (n < 1 || n > a->t.max_batch)
         return clcl_fail(CLCL_ERR_SHAPE, "augment: a batch of %d images; this one takes 1 to %d", n,
                          a->t.max_batch);
-    CLCL_TRY(check_output(&a->t, out, count, "augment"));
-
-    /* Records, then blur weights, in one upload. */
-    float *weights = a->host + (size_t)count * REC_FLOATS;
+    *blurred = 0;
     for (int m = 0; m < count; m++) {
         int src = (int)records[m].source;
         if (src < 0 || src >= n || records[m].source != (float)src)
             return clcl_fail(CLCL_ERR_ARGUMENT,
                              "augment: record %d names source image %g; expected 0 to %d", m,
                              (double)records[m].source, n - 1);
-        memcpy(a->host + (size_t)m * REC_FLOATS, &records[m], sizeof records[m]);
+        memcpy(host + (size_t)m * REC_FLOATS, &records[m], sizeof records[m]);
         if (a->blur)
             clcl_blur_weights_float(records[m].sigma, a->blur_kernel,
                                     weights + (size_t)m * (radius + 1));
-        blurred |= records[m].sigma > 0.0f;
+        *blurred |= records[m].sigma > 0.0f;
     }
-    if (blurred && !a->blur)
+    if (*blurred && !a->blur)
         return clcl_fail(CLCL_ERR_ARGUMENT,
                          "augment: records ask for a blur but this augmenter's blur_p is 0");
-    size_t floats = (size_t)count * (REC_FLOATS + (a->blur ? radius + 1 : 0));
+    *floats = (size_t)count * (REC_FLOATS + (a->blur ? radius + 1 : 0));
+    return CLCL_OK;
+}
+
+/* The fused kernel, then the blur of the images that have one. */
+static clcl_status run_kernels(clcl_augment *a, cl_mem images, int n, cl_mem params, int blurred,
+                               clcl_tensor *out) {
+    int count = 2 * n;
+    CLCL_TRY(transform_run(&a->t, images, n, params, count, out));
+    if (blurred)
+        CLCL_TRY(clcl_blur_run(a->blur, out->buf, count, params, count * REC_FLOATS));
+    return CLCL_OK;
+}
+
+clcl_status clcl_augment_apply(clcl_augment *a, cl_mem images, int n,
+                               const clcl_augment_record *records, clcl_tensor *out) {
+    size_t floats;
+    int blurred;
+    CLCL_TRY(pack_params(a, records, n, a->host, &floats, &blurred));
+    CLCL_TRY(check_output(&a->t, out, 2 * n, "augment"));
     CLCL_TRY_CL(clEnqueueWriteBuffer(clcl_context_queue(a->t.ctx), a->params, CL_TRUE, 0,
                                      floats * sizeof(float), a->host, 0, NULL, NULL));
+    return run_kernels(a, images, n, a->params, blurred, out);
+}
 
-    /* The fused kernel, then the blur of the images that have one. */
-    CLCL_TRY(transform_run(&a->t, images, n, a->params, count, out));
-    if (blurred)
-        CLCL_TRY(clcl_blur_run(a->blur, out->buf, count, a->params, count * REC_FLOATS));
+clcl_status clcl_augment_stage(clcl_augment *a, int slot, const uint8_t *images, int n,
+                               const clcl_augment_record *records) {
+    if (slot < 0 || slot > 1)
+        return clcl_fail(CLCL_ERR_ARGUMENT, "augment: slot %d; expected 0 or 1", slot);
+    stage_slot *sl = &a->slot[slot];
+    if (!sl->host)
+        CLCL_TRY(slot_init(a, sl));
+
+    /* The slot's last upload must be done before its host memory is written again. */
+    if (sl->uploaded) {
+        CLCL_TRY_CL(clWaitForEvents(1, &sl->uploaded));
+        clReleaseEvent(sl->uploaded);
+        sl->uploaded = NULL;
+    }
+    size_t img = image_bytes(&a->t, a->t.max_batch), floats;
+    float *params = (float *)(sl->host + img);
+    CLCL_TRY(pack_params(a, records, n, params, &floats, &sl->blurred));
+    memcpy(sl->host, images, image_bytes(&a->t, n));
+    sl->n = n;
+
+    /* Both writes wait for the kernels that last read this slot's device copies. */
+    cl_command_queue q = clcl_context_transfer_queue(a->t.ctx);
+    cl_uint waits = sl->consumed ? 1 : 0;
+    CLCL_TRY_CL(clEnqueueWriteBuffer(q, sl->images, CL_FALSE, 0, image_bytes(&a->t, n), sl->host,
+                                     waits, waits ? &sl->consumed : NULL, NULL));
+    CLCL_TRY_CL(clEnqueueWriteBuffer(q, sl->params, CL_FALSE, 0, floats * sizeof(float), params, 0,
+                                     NULL, &sl->uploaded));
+    CLCL_TRY_CL(clFlush(q));
+    if (sl->consumed) {
+        clReleaseEvent(sl->consumed);
+        sl->consumed = NULL;
+    }
+    return CLCL_OK;
+}
+
+clcl_status clcl_augment_run(clcl_augment *a, int slot, clcl_tensor *out) {
+    if (slot < 0 || slot > 1 || !a->slot[slot].uploaded)
+        return clcl_fail(CLCL_ERR_ARGUMENT,
+                         "augment: slot %d has no staged batch; call clcl_augment_stage first",
+                         slot);
+    stage_slot *sl = &a->slot[slot];
+    cl_command_queue q = clcl_context_queue(a->t.ctx);
+    CLCL_TRY(check_output(&a->t, out, 2 * sl->n, "augment"));
+    CLCL_TRY_CL(clEnqueueBarrierWithWaitList(q, 1, &sl->uploaded, NULL));
+    CLCL_TRY(run_kernels(a, sl->images, sl->n, sl->params, sl->blurred, out));
+    if (sl->consumed)
+        clReleaseEvent(sl->consumed);
+    sl->consumed = NULL;
+    CLCL_TRY_CL(clEnqueueMarkerWithWaitList(q, 0, NULL, &sl->consumed));
     return CLCL_OK;
 }
 

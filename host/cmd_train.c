@@ -130,7 +130,9 @@ static clcl_status start(clcl_run *r) {
         return CLCL_OK;
 
     /* the untrained network, so that the gain from training is plain */
+    double t0 = clcl_now();
     CLCL_TRY(clcl_run_evaluate(r, 0, &acc, NULL));
+    r->eval0_seconds = clcl_now() - t0;
     printf("epoch   0: untrained network, kNN top-1 %.2f%%\n", 100 * acc.top1);
     clcl_epoch_record rec = {0, 0, NAN, acc.top1, acc.top5, 0};
     return clcl_metrics_epoch(r->metrics, &rec);
@@ -158,7 +160,7 @@ static void finish(clcl_run *r) {
 }
 
 int clcl_cmd_train(int argc, char **argv) {
-    clcl_run r = {0};
+    clcl_run r = {.started = clcl_now()};
     int n, rc = 0;
 
     clcl_train_defaults(&r.cfg);

@@ -29,6 +29,7 @@ struct clcl_context {
     clcl_device_info device;
     cl_context context;
     cl_command_queue queue;
+    cl_command_queue transfer; /* a second in-order queue for uploads that overlap compute */
     built_program *built;
     int n_built;
     cached_kernel *kernels;
@@ -260,6 +261,14 @@ clcl_status clcl_context_create(const char *choice, clcl_context **out) {
         return clcl_fail(err, "%s:%d: clCreateCommandQueue: %s", __FILE__, __LINE__,
                          clcl_status_name(err));
     }
+    ctx->transfer = clCreateCommandQueue(ctx->context, ctx->device.device_id, 0, &err);
+    if (err != CL_SUCCESS) {
+        clReleaseCommandQueue(ctx->queue);
+        clReleaseContext(ctx->context);
+        free(ctx);
+        return clcl_fail(err, "%s:%d: clCreateCommandQueue (transfers): %s", __FILE__, __LINE__,
+                         clcl_status_name(err));
+    }
     CLCL_LOG_DEBUG("runtime", "device %d: %s (%s)", ctx->device.index, ctx->device.name,
                    ctx->device.platform);
     *out = ctx;
@@ -269,6 +278,8 @@ clcl_status clcl_context_create(const char *choice, clcl_context **out) {
 void clcl_context_free(clcl_context *ctx) {
     if (!ctx)
         return;
+    if (ctx->transfer)
+        clFinish(ctx->transfer);
     if (ctx->queue)
         clFinish(ctx->queue);
     for (int i = 0; i < ctx->n_kernels; i++) {
@@ -282,6 +293,8 @@ void clcl_context_free(clcl_context *ctx) {
     }
     free(ctx->kernels);
     free(ctx->built);
+    if (ctx->transfer)
+        clReleaseCommandQueue(ctx->transfer);
     if (ctx->queue)
         clReleaseCommandQueue(ctx->queue);
     if (ctx->context)
@@ -299,6 +312,10 @@ cl_context clcl_context_cl(const clcl_context *ctx) {
 
 cl_command_queue clcl_context_queue(const clcl_context *ctx) {
     return ctx->queue;
+}
+
+cl_command_queue clcl_context_transfer_queue(const clcl_context *ctx) {
+    return ctx->transfer;
 }
 
 int clcl_context_builds(const clcl_context *ctx) {

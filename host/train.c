@@ -100,6 +100,8 @@ static clcl_status open_transforms(clcl_run *r) {
     CLCL_TRY(clcl_dataset_kind_parse(r->cfg.dataset, &kind));
 
     r->aug_config = clcl_augment_config_default(h, w);
+    if (r->cfg.crop_scale > 0)
+        r->aug_config.crop_scale_min = (float)r->cfg.crop_scale;
     CLCL_TRY(clcl_augment_normalization(kind, ch, r->aug_config.mean, r->aug_config.std));
     CLCL_TRY(clcl_augment_create(r->ctx, &r->aug_config, ch, h, w, r->cfg.batch_size, &r->aug));
     clcl_eval_transform_config ec = {0};
@@ -110,8 +112,6 @@ static clcl_status open_transforms(clcl_run *r) {
     int oh, ow;
     clcl_augment_output_size(r->aug, &oh, &ow);
     int n2 = 2 * r->cfg.batch_size;
-    CLCL_TRY(clcl_buffer_create(r->ctx, (size_t)r->cfg.batch_size * ch * h * w, "image batch",
-                                &r->images));
     CLCL_TRY(clcl_tensor_create(r->ctx, &r->views, 4, (int[]){n2, ch, oh, ow}));
     return CLCL_OK;
 }
@@ -148,8 +148,6 @@ void clcl_run_close(clcl_run *r) {
     clcl_metrics_close(r->metrics);
     clcl_tensor_free(&r->views);
     clcl_tensor_free(&r->dh);
-    if (r->images)
-        clReleaseMemObject(r->images);
     free(r->view_labels);
     clcl_loss_free(r->loss);
     clcl_eval_transform_free(r->evt);
@@ -181,15 +179,14 @@ typedef struct {
     clcl_loss_stats stats;
 } step_result;
 
-static clcl_status train_step(clcl_run *r, const clcl_batch *b, step_result *out) {
+/* Batch b, staged in slot `slot` (see clcl_augment_stage), trained. Returns once the
+ * backward pass and the update are enqueued. */
+static clcl_status train_step(clcl_run *r, const clcl_batch *b, int slot, step_result *out) {
     int n = b->n;
     double t = (double)r->pos.global_step / (double)r->total_steps;
 
     /* the two views of every image, on the device */
-    CLCL_TRY_CL(clEnqueueWriteBuffer(clcl_context_queue(r->ctx), r->images, CL_TRUE, 0,
-                                     (size_t)n * clcl_dataset_image_bytes(r->train), b->images, 0,
-                                     NULL, NULL));
-    CLCL_TRY(clcl_augment_apply(r->aug, r->images, n, b->extra, &r->views));
+    CLCL_TRY(clcl_augment_run(r->aug, slot, &r->views));
 
     /* forward, the loss and its gradient, backward, update */
     clcl_tensor proj;
@@ -220,7 +217,7 @@ typedef struct {
     double epoch_started;
     double epoch_loss;
     int epoch_steps;
-    double knn_best;
+    long steps_run; /* by this process */
 } progress;
 
 static void format_eta(double seconds, char *buf, size_t size) {
@@ -334,15 +331,25 @@ static clcl_status stop_interrupted(clcl_run *r) {
                      r->cfg.out);
 }
 
+/* The next batch from the loader, its upload enqueued into slot `slot`; n == 0 at the end.
+ */
+static clcl_status next_batch(clcl_run *r, clcl_loader *loader, int slot, clcl_batch *b) {
+    CLCL_TRY(clcl_loader_next(loader, b));
+    if (b->n > 0)
+        CLCL_TRY(clcl_augment_stage(r->aug, slot, b->images, b->n, b->extra));
+    return CLCL_OK;
+}
+
+/* Batch k + 1 is fetched and its upload enqueued on the transfer queue as soon as step k's
+ * backward pass is enqueued, so it crosses to the device while step k computes. */
 static clcl_status run_batches(clcl_run *r, clcl_loader *loader, progress *p) {
-    clcl_batch b;
+    clcl_batch next, b;
     step_result s;
-    for (;;) {
-        CLCL_TRY(clcl_loader_next(loader, &b));
-        if (b.n == 0)
-            return CLCL_OK;
+    CLCL_TRY(next_batch(r, loader, 0, &next));
+    for (int slot = 0; next.n > 0; slot ^= 1) {
+        b = next;
         double t0 = clcl_now();
-        clcl_status st = train_step(r, &b, &s);
+        clcl_status st = train_step(r, &b, slot, &s);
         if (st == CLCL_ERR_NON_FINITE) {
             char dir[1100];
             clcl_checkpoint_find(r->cfg.out, dir, sizeof dir);
@@ -353,7 +360,12 @@ static clcl_status run_batches(clcl_run *r, clcl_loader *loader, progress *p) {
                              clcl_last_error(), dir[0] ? dir : "(none yet)");
         }
         CLCL_TRY(st);
+        CLCL_TRY(next_batch(r, loader, slot ^ 1, &next)); /* b's buffers go back to the loader */
         double dt = clcl_now() - t0;
+        if (p->steps_run++ == 0)
+            printf("start-up: the first step began %.2f s after the command (%.2f s without "
+                   "the untrained network's kNN) and took %.2f s\n",
+                   t0 - r->started, t0 - r->started - r->eval0_seconds, dt);
         p->step_seconds = p->step_seconds > 0 ? 0.9 * p->step_seconds + 0.1 * dt : dt;
         r->pos = (clcl_train_position){b.epoch, b.step + 1, r->pos.global_step + 1};
         p->epoch_loss += s.loss;
@@ -366,6 +378,7 @@ static clcl_status run_batches(clcl_run *r, clcl_loader *loader, progress *p) {
         if (clcl_train_stop)
             return stop_interrupted(r);
     }
+    return CLCL_OK;
 }
 
 clcl_status clcl_run_train(clcl_run *r) {

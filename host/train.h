@@ -20,6 +20,8 @@ typedef struct {
     const char *stem; /* cifar, imagenet, auto */
     int head_hidden;  /* 0: the backbone's feature width */
     int head_out;
+    double crop_scale; /* smallest random crop, as a share of the image's area; 0: 0.08, or
+                          0.2 for images of 64 px and less */
     /* optimisation */
     int epochs;
     int batch_size; /* images per step; the loss sees 2x as many views */

@@ -67,6 +67,8 @@ clcl_flag *clcl_train_flags(clcl_train_config *c, int *n) {
         CHOICE("stem", stem, "auto|cifar|imagenet", "stem; auto: cifar up to 64 px"),
         FLAG("head-hidden", CLCL_FLAG_INT, head_hidden, "projection hidden width; 0: features"),
         FLAG("head-out", CLCL_FLAG_INT, head_out, "projection output width"),
+        FLAG("crop-scale", CLCL_FLAG_DOUBLE, crop_scale,
+             "smallest crop area share; 0: 0.08 (0.2 up to 64 px)"),
         FLAG("epochs", CLCL_FLAG_INT, epochs, "training epochs"),
         FLAG("batch-size", CLCL_FLAG_INT, batch_size, "images per step (2 views each)"),
         CHOICE("optimizer", optimizer, "sgd|lars", "optimizer"),
@@ -147,6 +149,8 @@ clcl_status clcl_train_resolve(clcl_train_config *c, const clcl_flag *flags, int
     EXPECT(c->eval_subset >= 0, "eval-subset", "%d; expected >= 0", c->eval_subset);
     EXPECT(c->head_hidden >= 0, "head-hidden", "%d; expected >= 0", c->head_hidden);
     EXPECT(c->head_out >= 1, "head-out", "%d; expected >= 1", c->head_out);
+    EXPECT(c->crop_scale >= 0 && c->crop_scale <= 1, "crop-scale",
+           "%g; expected a share of the image in (0, 1], or 0 for the default", c->crop_scale);
     EXPECT(c->eval_every >= 0, "eval-every", "%d; expected >= 0", c->eval_every);
     EXPECT(c->log_every >= 1, "log-every", "%d; expected >= 1", c->log_every);
     EXPECT(c->knn_k >= 1, "knn-k", "%d; expected >= 1", c->knn_k);
@@ -188,6 +192,7 @@ static int settings(const clcl_train_config *c, setting *s) {
         {"stem", S, &c->stem},
         {"head_hidden", I, &c->head_hidden},
         {"head_out", I, &c->head_out},
+        {"crop_scale", D, &c->crop_scale},
         {"epochs", I, &c->epochs},
         {"batch_size", I, &c->batch_size},
         {"optimizer", S, &c->optimizer},

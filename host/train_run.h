@@ -31,7 +31,6 @@ typedef struct {
     clcl_augment_config aug_config;
     clcl_augment *aug;
     clcl_eval_transform *evt;
-    cl_mem images;     /* (batch, C, H, W) uint8 */
     clcl_tensor views; /* (2 batch, C, OH, OW) */
     clcl_tensor dh;    /* (2 batch, d) */
     int *view_labels;  /* (2 batch) */
@@ -39,6 +38,8 @@ typedef struct {
     int64_t total_steps;
     clcl_train_position pos;
     clcl_metrics *metrics;
+    double started;       /* clcl_now() when the command began */
+    double eval0_seconds; /* of the start-up, the untrained network's kNN */
 } clcl_run;
 
 double clcl_now(void);

@@ -517,6 +517,79 @@ Test(augment, recipe_under_tiny_limits_matches_reference) {
     check_recipe(3, 50, 56, 44, CLCL_BLUR_DIRECT);
 }
 
+/* ---- the staged path ------------------------------------------------------------------ */
+
+/* Out of slot `slot` into a fresh (2n, ...) tensor, against the reference of (images,
+ * records). */
+static void expect_staged(rig *g, int slot, const uint8_t *images, int n,
+                          const clcl_augment_record *records, const char *what) {
+    clcl_tensor out;
+    cr_assert_eq(clcl_tensor_create(g->ctx, &out, 4, (int[]){2 * n, g->channels, g->oh, g->ow}),
+                 CLCL_OK);
+    cr_assert_eq(clcl_augment_run(g->aug, slot, &out), CLCL_OK, "%s", clcl_last_error());
+    float *got = malloc(out.count * sizeof *got);
+    cr_assert_eq(clcl_tensor_read(g->ctx, &out, got), CLCL_OK);
+    int saved = g->n;
+    g->n = n;
+    double *ref = rig_reference(g, images, records);
+    g->n = saved;
+    expect_close(got, ref, out.count, 1e-4, 0.0, what);
+    free(ref);
+    free(got);
+    clcl_tensor_free(&out);
+}
+
+/* Two batches in flight in the two slots, a slot staged again after its run, a short last
+ * batch, and the caller's memory reused at once after each stage: every view as the
+ * reference has it. */
+Test(augment, staged_uploads_in_two_slots_match_reference) {
+    const int n = 6, C = 3, H = 40, W = 36;
+    clcl_augment_config config = clcl_augment_config_default(H, W);
+    config.out_height = config.out_width = 32;
+    config.blur_p = 0.7f;
+    uint8_t *images[3];
+    clcl_augment_record rec[3][12];
+    int sizes[3] = {n, n, 4};
+    for (int b = 0; b < 3; b++) {
+        images[b] = random_images(n, C, H, W, 70 + b);
+        cr_assert_eq(clcl_augment_draw(&config, C, H, W, 5, b, NULL, sizes[b], rec[b]), CLCL_OK);
+    }
+    rig g;
+    rig_open(&g, test_context(), &config, n, C, H, W, images[0]);
+    size_t bytes = (size_t)n * C * H * W;
+    uint8_t *caller = malloc(bytes);
+    clcl_augment_record caller_rec[12];
+
+    clcl_tensor unused;
+    cr_assert_eq(clcl_tensor_create(g.ctx, &unused, 4, (int[]){2 * n, C, g.oh, g.ow}), CLCL_OK);
+    cr_expect_eq(clcl_augment_run(g.aug, 1, &unused), CLCL_ERR_ARGUMENT, "ran an empty slot");
+    cr_expect_eq(clcl_augment_stage(g.aug, 2, images[0], n, rec[0]), CLCL_ERR_ARGUMENT);
+    clcl_tensor_free(&unused);
+
+    for (int b = 0; b < 2; b++) {
+        memcpy(caller, images[b], bytes);
+        memcpy(caller_rec, rec[b], sizeof caller_rec);
+        cr_assert_eq(clcl_augment_stage(g.aug, b, caller, n, caller_rec), CLCL_OK, "%s",
+                     clcl_last_error());
+        memset(caller, 0xA5, bytes);
+        memset(caller_rec, 0, sizeof caller_rec);
+    }
+    expect_staged(&g, 0, images[0], n, rec[0], "slot 0, first batch");
+    memcpy(caller, images[2], (size_t)sizes[2] * C * H * W);
+    cr_assert_eq(clcl_augment_stage(g.aug, 0, caller, sizes[2], rec[2]), CLCL_OK, "%s",
+                 clcl_last_error());
+    memset(caller, 0, bytes);
+    expect_staged(&g, 1, images[1], n, rec[1], "slot 1, second batch");
+    expect_staged(&g, 0, images[2], sizes[2], rec[2], "slot 0 again, a short batch");
+
+    free(caller);
+    for (int b = 0; b < 3; b++)
+        free(images[b]);
+    clcl_context *ctx = g.ctx;
+    rig_close(&g);
+    clcl_context_free(ctx);
+}
+
 /* ---- the draws ----------------------------------------------------------------------- */
 
 Test(augment, draws_respect_ranges_and_rates) {

@@ -57,6 +57,7 @@ Test(train_config, out_of_range_values_name_their_flag) {
         {"--width", "-1", "--width: -1"},
         {"--warmup-epochs", "11", "--warmup-epochs: 11; expected at least 0 and at most"},
         {"--fn-weight", "1.5", "--fn-weight: 1.5; expected [0, 1]"},
+        {"--crop-scale", "1.2", "--crop-scale: 1.2; expected a share of the image in (0, 1]"},
         {"--subset", "100", "--subset: 100 is smaller than one batch"},
         {"--out", "", "--out: an empty directory name"},
     };

@@ -129,6 +129,18 @@ clcl_blur_method clcl_augment_blur_method(const clcl_augment *aug);
 clcl_status clcl_augment_apply(clcl_augment *aug, cl_mem images, int n,
                                const clcl_augment_record *records, clcl_tensor *out);
 
+/* The staged path, for a trainer whose uploads should overlap compute. Two slots alternate:
+ * clcl_augment_stage() copies a batch's host images (n, C, H, W) uint8 and its 2n records
+ * into the slot's pinned host memory and enqueues their upload on the context's transfer
+ * queue without waiting, so the caller's memory is free on return; clcl_augment_run() makes
+ * the compute queue wait for that upload and enqueues the kernels, writing out (2n, C, OH,
+ * OW) as clcl_augment_apply() does. Stage batch k + 1 into the other slot while batch k
+ * trains. A slot may be staged again once it has been run; the upload then also waits for
+ * the kernels that read it last. */
+clcl_status clcl_augment_stage(clcl_augment *aug, int slot, const uint8_t *images, int n,
+                               const clcl_augment_record *records);
+clcl_status clcl_augment_run(clcl_augment *aug, int slot, clcl_tensor *out);
+
 /* Uploads host images (n, C, H, W) uint8 into the augmenter's staging buffer, draws the
  * records from (seed, epoch, ids) and applies them: the whole step for a trainer. */
 clcl_status clcl_augment_batch(clcl_augment *aug, const uint8_t *images, int n, uint64_t seed,

@@ -1,9 +1,10 @@
 /* The OpenCL runtime: devices, one opaque context per device, programs and launches.
  *
- * A context owns a platform/device pair, a cl_context, one in-order queue and every
- * program built for it. Programs are the cl/<name>.cl files embedded in the library at
- * build time; each is compiled at most once per context and option string. A context is
- * not thread-safe: use it from one thread at a time. */
+ * A context owns a platform/device pair, a cl_context, two in-order queues (compute, and a
+ * transfer queue for uploads that overlap it) and every program built for it. Programs are
+ * the cl/<name>.cl files embedded in the library at build time; each is compiled at most
+ * once per context and option string. A context is not thread-safe: use it from one thread
+ * at a time. */
 #ifndef CLCL_RUNTIME_H
 #define CLCL_RUNTIME_H
 
@@ -59,6 +60,9 @@ void clcl_context_free(clcl_context *ctx);
 const clcl_device_info *clcl_context_device(const clcl_context *ctx);
 cl_context clcl_context_cl(const clcl_context *ctx);
 cl_command_queue clcl_context_queue(const clcl_context *ctx);
+/* The second in-order queue: work on it runs beside the compute queue where the device can
+ * (a GPU's copy engine); order the two with events. */
+cl_command_queue clcl_context_transfer_queue(const clcl_context *ctx);
 
 /* The kernel `kernel` of the embedded program `program` (cl/<program>.cl), built with
  * "-cl-std=CL1.2 " followed by `options` (may be NULL). Built once per context and option
