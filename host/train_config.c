@@ -8,9 +8,9 @@
 
 /* The presets of --method, applied to the flags the command line did not give. The
  * progressive values are the ones docs/method.md chose by experiment. */
-#define SIMCLR_TAU            "constant:0.2"
-#define PROGRESSIVE_TAU       "linear:0.2:0.5"
-#define PROGRESSIVE_THRESHOLD "linear:0.9:0.99:warmup=0.3"
+#define SIMCLR_TAU            "constant:0.1"
+#define PROGRESSIVE_TAU       "linear:0.1:0.2"
+#define PROGRESSIVE_THRESHOLD "linear:0.95:0.99:warmup=0.3"
 #define PROGRESSIVE_FN_CAP    5
 
 void clcl_train_defaults(clcl_train_config *c) {

@@ -98,7 +98,7 @@ Test(train, a_short_run_lowers_the_loss_and_writes_its_outputs, .init = cr_redir
     cr_expect_lt(last, first - 0.05, "loss %g after epoch 1, %g after epoch 4", first, last);
 
     char *config = slurp(test_join(out, "config.json"), NULL);
-    cr_expect(strstr(config, "\"tau\": \"constant:0.2\""), "%s", config);
+    cr_expect(strstr(config, "\"tau\": \"constant:0.1\""), "%s", config);
     cr_expect(strstr(config, "\"threshold\": \"off\""), "%s", config);
     char *svg = slurp(test_join(out, "curves.svg"), NULL);
     cr_expect(strstr(svg, "<polyline"));

@@ -24,7 +24,7 @@ Test(train_config, simclr_preset_is_a_constant_tau_without_detection) {
     run r;
     char *argv[] = {"--method", "simclr"};
     cr_assert_eq(parse(&r, 2, argv), CLCL_OK, "%s", clcl_last_error());
-    cr_expect_str_eq(r.c.tau, "constant:0.2");
+    cr_expect_str_eq(r.c.tau, "constant:0.1");
     cr_expect_str_eq(r.c.threshold, "off");
     cr_expect_eq(r.c.fn_cap, 0);
     free(r.flags);
