@@ -28,16 +28,6 @@ static void die(const char *what) {
     exit(1);
 }
 
-/* Our kernel's candidates for B as stored (the same as `clcl tune`'s). */
-static const clcl_gemm_params CANDIDATES[] = {
-    {.tm = 6, .vw = 8, .nv = 2, .dot_tm = 3, .dot_tn = 3, .lx = 1, .ly = 16},
-    {.tm = 4, .vw = 8, .nv = 2, .dot_tm = 3, .dot_tn = 3, .lx = 1, .ly = 16},
-    {.tm = 8, .vw = 8, .nv = 1, .dot_tm = 3, .dot_tn = 3, .lx = 1, .ly = 16},
-    {.tm = 6, .vw = 8, .nv = 2, .dot_tm = 3, .dot_tn = 3, .lx = 1, .ly = 4},
-    {.tm = 4, .vw = 16, .nv = 1, .dot_tm = 3, .dot_tn = 3, .lx = 1, .ly = 16},
-    {.tm = 2, .vw = 4, .nv = 2, .dot_tm = 3, .dot_tn = 3, .lx = 16, .ly = 8},
-};
-
 /* Repeats of a timed trial (tuning_trial_measure gives the best of up to 3 per call). */
 static void gemm_row(clcl_context *ctx, tuning_trial *t, int n, int own, const clcl_gemm_params *p,
                      int reps, const char *name) {
@@ -124,8 +114,8 @@ int main(int argc, char **argv) {
             die("gemm buffers");
         printf("SGEMM NN %d^3, leading dimensions %d:\n", n, ld);
         gemm_row(ctx, t, n, 0, NULL, reps, "CLBlast");
-        for (size_t c = 0; c < sizeof CANDIDATES / sizeof CANDIDATES[0]; c++) {
-            const clcl_gemm_params *p = &CANDIDATES[c];
+        for (int c = 0; c < TUNING_CANDIDATES; c++) {
+            const clcl_gemm_params *p = &tuning_candidates_bcast[c];
             snprintf(name, sizeof name, "own bcast %dx%dx%d wg %dx%d", p->tm, p->vw, p->nv, p->lx,
                      p->ly);
             gemm_row(ctx, t, n, 1, p, reps, name);

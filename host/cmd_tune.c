@@ -35,26 +35,6 @@ typedef struct {
     int batch, knn_bank, knn_queries, head_out, redo;
 } tune_args;
 
-/* Our kernel's candidates: B as stored (gemm_bcast) and B transposed (gemm_dot). The
- * first of each is cl/gemm.cl's default; the last is shaped for GPUs (128 work-items). */
-static const clcl_gemm_params BCAST[] = {
-    {.tm = 6, .vw = 8, .nv = 2, .dot_tm = 3, .dot_tn = 3, .lx = 1, .ly = 16},
-    {.tm = 4, .vw = 8, .nv = 2, .dot_tm = 3, .dot_tn = 3, .lx = 1, .ly = 16},
-    {.tm = 8, .vw = 8, .nv = 1, .dot_tm = 3, .dot_tn = 3, .lx = 1, .ly = 16},
-    {.tm = 6, .vw = 8, .nv = 2, .dot_tm = 3, .dot_tn = 3, .lx = 1, .ly = 4},
-    {.tm = 4, .vw = 16, .nv = 1, .dot_tm = 3, .dot_tn = 3, .lx = 1, .ly = 16},
-    {.tm = 2, .vw = 4, .nv = 2, .dot_tm = 3, .dot_tn = 3, .lx = 16, .ly = 8},
-};
-static const clcl_gemm_params DOT[] = {
-    {.tm = 6, .vw = 8, .nv = 2, .dot_tm = 3, .dot_tn = 3, .lx = 1, .ly = 16},
-    {.tm = 6, .vw = 8, .nv = 2, .dot_tm = 2, .dot_tn = 4, .lx = 1, .ly = 16},
-    {.tm = 6, .vw = 8, .nv = 2, .dot_tm = 4, .dot_tn = 2, .lx = 1, .ly = 16},
-    {.tm = 6, .vw = 8, .nv = 2, .dot_tm = 4, .dot_tn = 4, .lx = 1, .ly = 16},
-    {.tm = 6, .vw = 16, .nv = 1, .dot_tm = 3, .dot_tn = 3, .lx = 1, .ly = 16},
-    {.tm = 6, .vw = 4, .nv = 2, .dot_tm = 2, .dot_tn = 2, .lx = 16, .ly = 8},
-};
-#define N_CANDIDATES ((int)(sizeof BCAST / sizeof BCAST[0]))
-
 static double wall_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -127,12 +107,12 @@ static void describe_params(const clcl_gemm_params *p, int trans_b, char *buf, s
 static clcl_status tune_shape(clcl_context *ctx, const clcl_gemm_args *g, int index, int count) {
     tuning_trial *trial;
     tuning_gemm_entry e = {.key = tuning_gemm_key_of(g), .tuned = 1, .ms_own = -1};
-    const clcl_gemm_params *cands = g->trans_b ? DOT : BCAST;
+    const clcl_gemm_params *cands = g->trans_b ? tuning_candidates_dot : tuning_candidates_bcast;
     char text[96];
 
     CLCL_TRY(tuning_trial_create(ctx, g, &trial));
     clcl_status st = CLCL_OK;
-    for (int i = 0; st == CLCL_OK && i < N_CANDIDATES; i++) {
+    for (int i = 0; st == CLCL_OK && i < TUNING_CANDIDATES; i++) {
         double ms;
         st = tuning_trial_measure(ctx, trial, 1, &cands[i], 0, &ms);
         if (st == CLCL_OK && ms >= 0 && (e.ms_own < 0 || ms < e.ms_own))

@@ -487,6 +487,25 @@ void tuning_trial_free(tuning_trial *t) {
     free(t);
 }
 
+/* Our kernel's candidates: B as stored (gemm_bcast) and B transposed (gemm_dot). The
+ * first of each is cl/gemm.cl's default; the last is shaped for GPUs (128 work-items). */
+const clcl_gemm_params tuning_candidates_bcast[TUNING_CANDIDATES] = {
+    {.tm = 6, .vw = 8, .nv = 2, .dot_tm = 3, .dot_tn = 3, .lx = 1, .ly = 16},
+    {.tm = 4, .vw = 8, .nv = 2, .dot_tm = 3, .dot_tn = 3, .lx = 1, .ly = 16},
+    {.tm = 8, .vw = 8, .nv = 1, .dot_tm = 3, .dot_tn = 3, .lx = 1, .ly = 16},
+    {.tm = 6, .vw = 8, .nv = 2, .dot_tm = 3, .dot_tn = 3, .lx = 1, .ly = 4},
+    {.tm = 4, .vw = 16, .nv = 1, .dot_tm = 3, .dot_tn = 3, .lx = 1, .ly = 16},
+    {.tm = 2, .vw = 4, .nv = 2, .dot_tm = 3, .dot_tn = 3, .lx = 16, .ly = 8},
+};
+const clcl_gemm_params tuning_candidates_dot[TUNING_CANDIDATES] = {
+    {.tm = 6, .vw = 8, .nv = 2, .dot_tm = 3, .dot_tn = 3, .lx = 1, .ly = 16},
+    {.tm = 6, .vw = 8, .nv = 2, .dot_tm = 2, .dot_tn = 4, .lx = 1, .ly = 16},
+    {.tm = 6, .vw = 8, .nv = 2, .dot_tm = 4, .dot_tn = 2, .lx = 1, .ly = 16},
+    {.tm = 6, .vw = 8, .nv = 2, .dot_tm = 4, .dot_tn = 4, .lx = 1, .ly = 16},
+    {.tm = 6, .vw = 16, .nv = 1, .dot_tm = 3, .dot_tn = 3, .lx = 1, .ly = 16},
+    {.tm = 6, .vw = 4, .nv = 2, .dot_tm = 2, .dot_tn = 2, .lx = 16, .ly = 8},
+};
+
 clcl_status tuning_trial_measure(clcl_context *ctx, tuning_trial *t, int own,
                                  const clcl_gemm_params *p, double bound_ms, double *ms) {
     float *got = malloc(t->nc * sizeof *got);

@@ -82,4 +82,10 @@ void tuning_trial_free(tuning_trial *t);
 clcl_status tuning_trial_measure(clcl_context *ctx, tuning_trial *t, int own,
                                  const clcl_gemm_params *p, double bound_ms, double *ms);
 
+/* The tunings of our kernel that `clcl tune` (and bench_peak) try: for B as stored
+ * (gemm_bcast) and B transposed (gemm_dot). The first of each is cl/gemm.cl's default. */
+#define TUNING_CANDIDATES 6
+extern const clcl_gemm_params tuning_candidates_bcast[TUNING_CANDIDATES];
+extern const clcl_gemm_params tuning_candidates_dot[TUNING_CANDIDATES];
+
 #endif
