@@ -34,7 +34,19 @@ struct clcl_context {
     int n_built;
     cached_kernel *kernels;
     int n_kernels;
+    /* CLCL_PROFILE: per-kernel device time, printed when the context is freed */
+    struct profile_entry *profile;
+    int n_profile, cap_profile;
 };
+
+typedef struct profile_entry {
+    char name[128];
+    size_t global[3]; /* the launch's (rounded) global size, to tell shapes apart */
+    long calls;
+    double ns;
+} profile_entry;
+
+static void kernel_name(cl_kernel kernel, char *buf, size_t size);
 
 /* ---- devices ---------------------------------------------------------------------------- */
 
@@ -254,7 +266,11 @@ clcl_status clcl_context_create(const char *choice, clcl_context **out) {
         free(ctx);
         return st;
     }
-    ctx->queue = clCreateCommandQueue(ctx->context, ctx->device.device_id, 0, &err);
+    const char *profile = getenv("CLCL_PROFILE");
+    cl_command_queue_properties qprops =
+        profile && *profile && strcmp(profile, "0") ? CL_QUEUE_PROFILING_ENABLE : 0;
+    ctx->queue = clCreateCommandQueue(ctx->context, ctx->device.device_id, qprops, &err);
+    ctx->cap_profile = qprops ? -1 : 0; /* -1: profiling on, table not yet allocated */
     if (err != CL_SUCCESS) {
         clReleaseContext(ctx->context);
         free(ctx);
@@ -275,6 +291,61 @@ clcl_status clcl_context_create(const char *choice, clcl_context **out) {
     return CLCL_OK;
 }
 
+static int profile_by_time(const void *a, const void *b) {
+    double x = ((const profile_entry *)a)->ns, y = ((const profile_entry *)b)->ns;
+    return (x < y) - (x > y);
+}
+
+/* The table CLCL_PROFILE collected: kernels by total device time, each with its launch size. */
+static void profile_print(clcl_context *ctx) {
+    double total = 0;
+    for (int i = 0; i < ctx->n_profile; i++)
+        total += ctx->profile[i].ns;
+    qsort(ctx->profile, ctx->n_profile, sizeof *ctx->profile, profile_by_time);
+    fprintf(stderr, "CLCL_PROFILE: %.1f ms of kernel time on '%s' (CLBlast not included)\n",
+            total * 1e-6, ctx->device.name);
+    fprintf(stderr, "%10s %6s %8s %20s  %s\n", "ms", "share", "calls", "global size", "kernel");
+    for (int i = 0; i < ctx->n_profile; i++) {
+        const profile_entry *e = &ctx->profile[i];
+        char size[64];
+        snprintf(size, sizeof size, "%zux%zux%zu", e->global[0], e->global[1], e->global[2]);
+        fprintf(stderr, "%10.2f %5.1f%% %8ld %20s  %s\n", e->ns * 1e-6,
+                total > 0 ? 100 * e->ns / total : 0, e->calls, size, e->name);
+    }
+}
+
+static void profile_add(clcl_context *ctx, cl_kernel kernel, const size_t *global, cl_event ev) {
+    cl_ulong t0 = 0, t1 = 0;
+    char name[128];
+    if (clWaitForEvents(1, &ev) != CL_SUCCESS ||
+        clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL) !=
+            CL_SUCCESS ||
+        clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL) != CL_SUCCESS)
+        return;
+    kernel_name(kernel, name, sizeof name);
+    for (int i = 0; i < ctx->n_profile; i++) {
+        profile_entry *e = &ctx->profile[i];
+        if (!memcmp(e->global, global, sizeof e->global) && strcmp(e->name, name) == 0) {
+            e->calls++;
+            e->ns += (double)(t1 - t0);
+            return;
+        }
+    }
+    if (ctx->n_profile >= ctx->cap_profile) {
+        int cap = ctx->cap_profile > 0 ? 2 * ctx->cap_profile : 64;
+        profile_entry *grown = realloc(ctx->profile, cap * sizeof *grown);
+        if (!grown)
+            return;
+        ctx->profile = grown;
+        ctx->cap_profile = cap;
+    }
+    profile_entry *e = &ctx->profile[ctx->n_profile++];
+    snprintf(e->name, sizeof e->name, "%s", name);
+    memcpy(e->global, global, sizeof e->global);
+    e->calls = 1;
+    e->ns = (double)(t1 - t0);
+}
+
 void clcl_context_free(clcl_context *ctx) {
     if (!ctx)
         return;
@@ -282,6 +353,10 @@ void clcl_context_free(clcl_context *ctx) {
         clFinish(ctx->transfer);
     if (ctx->queue)
         clFinish(ctx->queue);
+    if (ctx->cap_profile) {
+        profile_print(ctx);
+        free(ctx->profile);
+    }
     for (int i = 0; i < ctx->n_kernels; i++) {
         clReleaseKernel(ctx->kernels[i].handle);
         free(ctx->kernels[i].name);
@@ -488,8 +563,14 @@ clcl_status clcl_launch(clcl_context *ctx, cl_kernel kernel, cl_uint dims, const
             return CLCL_OK; /* nothing to do */
         rounded[i] = (global[i] + l - 1) / l * l;
     }
-    cl_int err =
-        clEnqueueNDRangeKernel(ctx->queue, kernel, dims, NULL, rounded, local, 0, NULL, NULL);
+    cl_event ev = NULL;
+    cl_int err = clEnqueueNDRangeKernel(ctx->queue, kernel, dims, NULL, rounded, local, 0, NULL,
+                                        ctx->cap_profile ? &ev : NULL);
+    if (ev) {
+        size_t shape[3] = {rounded[0], dims > 1 ? rounded[1] : 1, dims > 2 ? rounded[2] : 1};
+        profile_add(ctx, kernel, shape, ev); /* waits: profiling serialises the launches */
+        clReleaseEvent(ev);
+    }
     if (err != CL_SUCCESS) {
         kernel_name(kernel, name, sizeof name);
         return clcl_fail(err,
