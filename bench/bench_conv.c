@@ -7,7 +7,8 @@
  *   bench_conv [--batch 128] [--size 32] [--in 3] [--width 1] [--reps 5] [--layer NAME]
  *              [--variants] [--gemm] [--blas-threads N] [--csv FILE] [--device D]
  *
- * --variants also times the alternatives docs/layers.md compares: one image per GEMM, our
+ * --variants also times the alternatives docs/layers.md compares: the column path and the
+ * direct kernel (where it fits) as such, one image per GEMM, our
  * GEMM kernel (cl/gemm.cl) in place of CLBlast's, and, forward only, CLBlast's
  * single-kernel convolution (CLBlastSconvgemm).
  * --gemm times instead the matrix products alone, as the convolutions issue them (one
@@ -220,14 +221,25 @@ static int run_verify(const conv_run *r, int dir) {
 }
 
 /* One way of computing a direction. */
-typedef enum { VARIANT_DEFAULT, VARIANT_ONE_IMAGE, VARIANT_OWN_GEMM, VARIANT_CONVGEMM } variant;
-static const char *variant_names[] = {"default", "one image per GEMM", "own GEMM kernel",
-                                      "CLBlastSconvgemm"};
+typedef enum {
+    VARIANT_DEFAULT,
+    VARIANT_COLUMNS,
+    VARIANT_DIRECT,
+    VARIANT_ONE_IMAGE,
+    VARIANT_OWN_GEMM,
+    VARIANT_CONVGEMM
+} variant;
+static const char *variant_names[] = {"default",         "columns",
+                                      "direct kernel",   "one image per GEMM",
+                                      "own GEMM kernel", "CLBlastSconvgemm"};
 
 static clcl_status run_once(clcl_context *ctx, clcl_pool *pool, conv_run *r, int dir, variant v) {
     const conv_shape *s = &r->s;
     clcl_conv_options opt = {.max_images = v == VARIANT_ONE_IMAGE,
-                             .own_gemm = v == VARIANT_OWN_GEMM};
+                             .own_gemm = v == VARIANT_OWN_GEMM,
+                             .algo = v == VARIANT_DIRECT    ? CLCL_CONV_DIRECT
+                                     : v == VARIANT_DEFAULT ? CLCL_CONV_AUTO
+                                                            : CLCL_CONV_COLUMNS};
     if (v == VARIANT_CONVGEMM) {
         cl_command_queue q = clcl_context_queue(ctx);
         CLBlastStatusCode code = CLBlastSconvgemm(
@@ -593,6 +605,10 @@ int main(int argc, char **argv) {
         run_make(ctx, &shapes[i], o.batch, &r);
         for (int dir = 0; dir < 3; dir++) {
             run_time(ctx, pool, &r, dir, VARIANT_DEFAULT, &o, csv);
+            if (o.variants)
+                run_time(ctx, pool, &r, dir, VARIANT_COLUMNS, &o, csv);
+            if (o.variants && (dir == DIR_FORWARD || (dir == DIR_DATA && r.s.stride == 1)))
+                run_time(ctx, pool, &r, dir, VARIANT_DIRECT, &o, csv);
             if (o.variants)
                 run_time(ctx, pool, &r, dir, VARIANT_ONE_IMAGE, &o, csv);
             if (o.variants)

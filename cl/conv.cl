@@ -83,3 +83,82 @@ __kernel void knl_from_nkl(__global const float *src, const int src_off, __globa
         return;
     dst[(size_t)k * ld + n * L + l] = src[src_off + (n * K + k) * L + l];
 }
+
+/* ---- direct convolution ----------------------------------------------------------------
+ * y[n, k, p, q] = sum over (c, r, s) of w[k, c, r, s] x[n, c, p*stride - pad + r,
+ * q*stride - pad + s], 0 outside x, without a column matrix. The weights are first laid out
+ * as wt (C*R*S, Kp) by conv_direct_weights, Kp = K rounded up to 8 (zeros beyond K), so a
+ * work-item reads the 8 output channels it owns as one float8 and keeps DIRECT_QB outputs
+ * of one row in registers. The sum over (c, r, s) runs in that order with fma. Stride 1
+ * backward data is the same kernel on dy with the weights flipped and transposed. */
+
+#ifndef DIRECT_QB
+#define DIRECT_QB 7 /* consecutive outputs q of one row per work-item (1 to 8) */
+#endif
+
+/* wt[(c*R + r)*S + s, k] = w[k, c, r, s] (flip 0), or for backward data, with the roles of
+ * K and C exchanged and the window turned round, wt[(k*R + r)*S + s, c] =
+ * w[k, c, R-1-r, S-1-s] (flip 1). cols is the padded column count (Kp, or Cp when flipped);
+ * entries beyond K (or C) are 0. Global size: (cols, rows). */
+__kernel void conv_direct_weights(__global const float *w, __global float *wt, const int K,
+                                  const int C, const int R, const int S, const int cols,
+                                  const int flip) {
+    const int col = get_global_id(0), row = get_global_id(1);
+    const int rows = (flip ? K : C) * R * S;
+    if (col >= cols || row >= rows)
+        return;
+    const int a = row / (R * S), r = (row / S) % R, s = row % S;
+    float v = 0.0f;
+    if (!flip && col < K)
+        v = w[((col * C + a) * R + r) * S + s];
+    else if (flip && col < C)
+        v = w[((a * C + col) * R + (R - 1 - r)) * S + (S - 1 - s)];
+    wt[row * cols + col] = v;
+}
+
+/* One work-item: image n, output row p, outputs q0 .. q0+DIRECT_QB-1 of it and output
+ * channels 8*kb .. 8*kb+7. x and y are (N, C, H, W) and (N, K, P, Q) from element x_off
+ * and y_off. Global size: (ceil(Q / DIRECT_QB), P, N * Kp/8). */
+__kernel void conv_direct(__global const float *x, const int x_off, __global const float *wt,
+                          __global float *y, const int y_off, const int N, const int C, const int H,
+                          const int W, const int K, const int R, const int S, const int P,
+                          const int Q, const int stride, const int pad) {
+    const int qb = get_global_id(0), p = get_global_id(1), nk = get_global_id(2);
+    const int kp = (K + 7) / 8 * 8, blocks = kp / 8;
+    const int n = nk / blocks, kb = nk - n * blocks, q0 = qb * DIRECT_QB;
+    if (p >= P || n >= N || q0 >= Q)
+        return;
+
+    float8 acc[DIRECT_QB];
+    for (int i = 0; i < DIRECT_QB; i++)
+        acc[i] = (float8)(0.0f);
+    __global const float *xn = x + x_off + (size_t)n * C * H * W;
+    for (int c = 0; c < C; c++) {
+        for (int r = 0; r < R; r++) {
+            const int h = p * stride - pad + r;
+            if (h < 0 || h >= H)
+                continue;
+            __global const float *line = xn + (c * H + h) * W;
+            __global const float *wrow = wt + ((c * R + r) * S) * kp + kb * 8;
+            for (int s = 0; s < S; s++) {
+                const float8 wv = vload8(0, wrow + s * kp);
+                for (int i = 0; i < DIRECT_QB; i++) {
+                    const int col = (q0 + i) * stride - pad + s;
+                    const int inside = col >= 0 && col < W;
+                    const float v = line[inside ? col : 0];
+                    acc[i] = fma((float8)(inside ? v : 0.0f), wv, acc[i]);
+                }
+            }
+        }
+    }
+
+    const int pq = P * Q;
+    __global float *out = y + y_off + ((size_t)n * K + kb * 8) * pq + p * Q;
+    const int kn = K - kb * 8 < 8 ? K - kb * 8 : 8;
+    for (int i = 0; i < DIRECT_QB && q0 + i < Q; i++) {
+        const float v[8] = {acc[i].s0, acc[i].s1, acc[i].s2, acc[i].s3,
+                            acc[i].s4, acc[i].s5, acc[i].s6, acc[i].s7};
+        for (int j = 0; j < kn; j++)
+            out[j * pq + q0 + i] = v[j];
+    }
+}

@@ -231,6 +231,69 @@ static clcl_gemm_args conv_gemm(int trans_a, int trans_b, int m, int n, int k, c
                             a.off,   a.ld,    b.mem, b.off, b.ld, c.mem, c.off, c.ld};
 }
 
+/* ---- the direct path ----------------------------------------------------------------- */
+
+/* 1 when the direct kernel can do this pass: any forward convolution; backward data when
+ * it is itself a convolution (stride 1, a square window, pad < R). */
+static int direct_fits(const conv_geom *g, int backward) {
+    return !backward || (g->stride == 1 && g->r == g->s && g->pad < g->r);
+}
+
+/* conv_direct's outputs per work-item for rows of q outputs: the fewest blocks of at most 8,
+ * evened out (28 -> 4 of 7, 14 -> 2 of 7, 4 -> 1 of 4). */
+static int direct_qb(int q) {
+    int blocks = (q + 7) / 8;
+    return (q + blocks - 1) / blocks;
+}
+
+/* The forward pass y = conv(x, w), or (backward) dx = conv(dy, w flipped and transposed,
+ * pad R-1-pad), by conv_direct; the weights' layout is made in a scratch buffer first. */
+static clcl_status conv_direct_run(clcl_context *ctx, clcl_pool *scratch, const conv_geom *g,
+                                   int backward, cl_mem in, cl_mem w, cl_mem out) {
+    const int ci = backward ? g->k : g->c, hi = backward ? g->p : g->h;
+    const int wi = backward ? g->q : g->w, ko = backward ? g->c : g->k;
+    const int po = backward ? g->h : g->p, qo = backward ? g->w : g->q;
+    const int stride = backward ? 1 : g->stride, pad = backward ? g->r - 1 - g->pad : g->pad;
+    const int cols = (ko + 7) / 8 * 8, rows = ci * g->r * g->s, qb = direct_qb(qo);
+    clcl_tensor wt = {0};
+    clcl_status st = CLCL_OK;
+    cl_kernel k;
+    char options[32];
+
+    CLCL_TRY(clcl_pool_tensor(scratch, &wt, 2, (int[]){rows, cols}));
+    CLCL_TRY_GOTO(st, clcl_context_kernel(ctx, "conv", "conv_direct_weights", NULL, &k), done);
+    CLCL_TRY_GOTO(st,
+                  clcl_kernel_args(k, CLCL_ARG_MEM(w), CLCL_ARG_MEM(wt.buf), CLCL_ARG_INT(g->k),
+                                   CLCL_ARG_INT(g->c), CLCL_ARG_INT(g->r), CLCL_ARG_INT(g->s),
+                                   CLCL_ARG_INT(cols), CLCL_ARG_INT(backward)),
+                  done);
+    CLCL_TRY_GOTO(st, clcl_layers_launch(ctx, k, 2, (size_t[]){(size_t)cols, (size_t)rows}), done);
+
+    snprintf(options, sizeof options, "-DDIRECT_QB=%d", qb);
+    CLCL_TRY_GOTO(st, clcl_context_kernel(ctx, "conv", "conv_direct", options, &k), done);
+    CLCL_TRY_GOTO(st,
+                  clcl_kernel_args(
+                      k, CLCL_ARG_MEM(in), CLCL_ARG_INT(0), CLCL_ARG_MEM(wt.buf), CLCL_ARG_MEM(out),
+                      CLCL_ARG_INT(0), CLCL_ARG_INT(g->n), CLCL_ARG_INT(ci), CLCL_ARG_INT(hi),
+                      CLCL_ARG_INT(wi), CLCL_ARG_INT(ko), CLCL_ARG_INT(g->r), CLCL_ARG_INT(g->s),
+                      CLCL_ARG_INT(po), CLCL_ARG_INT(qo), CLCL_ARG_INT(stride), CLCL_ARG_INT(pad)),
+                  done);
+    size_t global[3] = {(size_t)(qo + qb - 1) / qb, (size_t)po, (size_t)g->n * cols / 8};
+    st = clcl_layers_launch(ctx, k, 3, global);
+done:
+    clcl_pool_release(scratch, &wt);
+    return st;
+}
+
+/* The path of this pass: the caller's choice where the direct kernel fits it, else the
+ * columns. */
+static clcl_conv_algo conv_choose(const clcl_conv_options *opt, const conv_geom *g, int backward) {
+    clcl_conv_algo algo = opt ? (clcl_conv_algo)opt->algo : CLCL_CONV_AUTO;
+    if (algo == CLCL_CONV_DIRECT && direct_fits(g, backward))
+        return CLCL_CONV_DIRECT;
+    return CLCL_CONV_COLUMNS;
+}
+
 clcl_status clcl_conv2d_forward_with(clcl_context *ctx, clcl_pool *scratch, const clcl_tensor *x,
                                      const clcl_tensor *w, int stride, int pad, clcl_tensor *y,
                                      const clcl_conv_options *opt) {
@@ -240,6 +303,10 @@ clcl_status clcl_conv2d_forward_with(clcl_context *ctx, clcl_pool *scratch, cons
     clcl_status st = CLCL_OK;
 
     CLCL_TRY(conv_geometry(fn, "x", x, "w", w, "y", y, stride, pad, &g));
+    if (!scratch)
+        return clcl_fail(CLCL_ERR_ARGUMENT, "%s: scratch pool is NULL; pass a clcl_pool", fn);
+    if (conv_choose(opt, &g, 0) == CLCL_CONV_DIRECT)
+        return conv_direct_run(ctx, scratch, &g, 0, x->buf, w->buf, y->buf);
     CLCL_TRY(conv_plan(ctx, fn, opt, &g));
     CLCL_TRY(conv_buffers(fn, scratch, &g, &col, &t));
     const int crs = g.c * g.r * g.s, pq = g.p * g.q;
@@ -272,6 +339,10 @@ clcl_status clcl_conv2d_backward_data_with(clcl_context *ctx, clcl_pool *scratch
     clcl_status st = CLCL_OK;
 
     CLCL_TRY(conv_geometry(fn, "dx", dx, "w", w, "dy", dy, stride, pad, &g));
+    if (!scratch)
+        return clcl_fail(CLCL_ERR_ARGUMENT, "%s: scratch pool is NULL; pass a clcl_pool", fn);
+    if (conv_choose(opt, &g, 1) == CLCL_CONV_DIRECT)
+        return conv_direct_run(ctx, scratch, &g, 1, dy->buf, w->buf, dx->buf);
     CLCL_TRY(conv_plan(ctx, fn, opt, &g));
     CLCL_TRY(conv_buffers(fn, scratch, &g, &col, &t));
     const int crs = g.c * g.r * g.s, pq = g.p * g.q;

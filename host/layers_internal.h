@@ -29,7 +29,18 @@ clcl_status clcl_layers_expect_shape(const char *fn, const char *name, const clc
 typedef struct {
     int max_images; /* images per GEMM at most; 0: as many as the column budget allows */
     int own_gemm;   /* 1: cl/gemm.cl's kernels (default tunables) instead of clcl_gemm's */
+    int algo;       /* forward and backward data: one of clcl_conv_algo */
 } clcl_conv_options;
+
+/* How conv2d's forward and backward data passes run. CLCL_CONV_AUTO takes the faster of the
+ * two on the device (measured once per shape and kept in the tuning file); the direct
+ * kernel serves any forward convolution and a stride-1 backward data pass with a square
+ * window and pad < R; elsewhere the column path runs whatever is asked. */
+typedef enum {
+    CLCL_CONV_AUTO = 0,
+    CLCL_CONV_COLUMNS = 1, /* im2col (or the permute) and a GEMM per chunk of images */
+    CLCL_CONV_DIRECT = 2,  /* cl/conv.cl's conv_direct: no column matrix */
+} clcl_conv_algo;
 
 /* The conv2d functions of layers.h with options (NULL: the defaults); tests and benchmarks
  * use them to reach the chunked paths at small sizes and to compare GEMM backends. */

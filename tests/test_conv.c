@@ -51,12 +51,10 @@ static void check_fd(fd_function fn, conv_fd *f, double *in, size_t n, const ref
     expect_close(picked, grad, k, TOL_ABS, TOL_REL, what);
 }
 
-/* One geometry, all three directions, with at most max_images images per GEMM, on
- * clcl_gemm's backend or (own_gemm) on cl/gemm.cl's kernels. */
-static void conv_case_with(clcl_context *ctx, ref_conv g, int max_images, int own_gemm,
-                           uint64_t seed) {
-    clcl_conv_options opt = {max_images, own_gemm};
-    char what[160];
+/* One geometry, all three directions, run as opt says. */
+static void conv_case_opt(clcl_context *ctx, ref_conv g, clcl_conv_options opt, uint64_t seed) {
+    const int max_images = opt.max_images, own_gemm = opt.own_gemm;
+    char what[200];
     uint64_t rng = seed;
     clcl_pool *pool;
     ref_conv_geom(&g);
@@ -64,9 +62,12 @@ static void conv_case_with(clcl_context *ctx, ref_conv g, int max_images, int ow
     int xs[4] = {g.n, g.c, g.h, g.w}, ws[4] = {g.k, g.c, g.r, g.s}, ys[4] = {g.n, g.k, g.p, g.q};
     snprintf(what, sizeof what,
              "conv x (%d, %d, %d, %d) w (%d, %d, %d, %d) stride %d pad %d, "
-             "%d images per GEMM%s",
+             "%d images per GEMM%s%s",
              g.n, g.c, g.h, g.w, g.k, g.c, g.r, g.s, g.stride, g.pad, max_images,
-             own_gemm ? ", own GEMM kernel" : "");
+             own_gemm ? ", own GEMM kernel" : "",
+             opt.algo == CLCL_CONV_DIRECT ? ", direct kernel where it fits"
+             : opt.algo == CLCL_CONV_AUTO ? ", path chosen by measurement"
+                                          : "");
 
     float *hx = test_floats(nx, &rng, -1, 1), *hw = test_floats(nw, &rng, -1, 1);
     float *hdy = test_floats(ny, &rng, -1, 1);
@@ -95,7 +96,7 @@ static void conv_case_with(clcl_context *ctx, ref_conv g, int max_images, int ow
     ref_conv2d_forward(&g, dx_, dw_, ry);
     ref_conv2d_backward_data(&g, ddy, dw_, rdx);
     ref_conv2d_backward_weights(&g, dx_, ddy, rdw);
-    char part[200];
+    char part[240];
     snprintf(part, sizeof part, "%s: forward", what);
     expect_close(gy, ry, ny, TOL_ABS, TOL_REL, part);
     snprintf(part, sizeof part, "%s: backward data", what);
@@ -121,6 +122,13 @@ static void conv_case_with(clcl_context *ctx, ref_conv g, int max_images, int ow
     clcl_tensor_free(&x), clcl_tensor_free(&w), clcl_tensor_free(&y);
     clcl_tensor_free(&dy), clcl_tensor_free(&dx), clcl_tensor_free(&dw);
     clcl_pool_free(pool);
+}
+
+/* The column path with at most max_images images per GEMM, on clcl_gemm's backend or
+ * (own_gemm) on cl/gemm.cl's kernels. */
+static void conv_case_with(clcl_context *ctx, ref_conv g, int max_images, int own_gemm,
+                           uint64_t seed) {
+    conv_case_opt(ctx, g, (clcl_conv_options){max_images, own_gemm, CLCL_CONV_COLUMNS}, seed);
 }
 
 static void conv_case(clcl_context *ctx, ref_conv g, int max_images, uint64_t seed) {
@@ -176,6 +184,29 @@ Test(conv, own_gemm_kernel) {
     clcl_context_free(ctx);
 }
 
+/* The direct kernel: forward at every stride, padding and window; backward data where it
+ * is a convolution itself (stride 1, square window, pad < R), the columns elsewhere.
+ * Output channels not a multiple of 8, rows of 1 to 28 outputs (blocks of 1 to 8). */
+static void conv_case_direct(clcl_context *ctx, ref_conv g, uint64_t seed) {
+    conv_case_opt(ctx, g, (clcl_conv_options){.algo = CLCL_CONV_DIRECT}, seed);
+}
+
+Test(conv, direct_kernel) {
+    clcl_context *ctx = test_context();
+    conv_case_direct(ctx, GEOM(3, 5, 7, 7, 4, 3, 3, 1, 1), 31);
+    conv_case_direct(ctx, GEOM(2, 8, 28, 28, 8, 3, 3, 1, 1), 32);
+    conv_case_direct(ctx, GEOM(2, 3, 14, 13, 17, 3, 3, 1, 1), 33);
+    conv_case_direct(ctx, GEOM(3, 3, 9, 7, 6, 3, 3, 2, 1), 34);
+    conv_case_direct(ctx, GEOM(3, 5, 7, 7, 3, 3, 3, 1, 0), 35);
+    conv_case_direct(ctx, GEOM(2, 3, 11, 11, 5, 7, 7, 2, 3), 36);
+    conv_case_direct(ctx, GEOM(3, 1, 7, 7, 9, 7, 7, 1, 3), 37);
+    conv_case_direct(ctx, GEOM(3, 7, 7, 7, 5, 1, 1, 1, 0), 38);
+    conv_case_direct(ctx, GEOM(3, 5, 5, 5, 4, 1, 1, 1, 1), 39);
+    conv_case_direct(ctx, GEOM(2, 4, 4, 4, 16, 3, 3, 1, 1), 40);
+    conv_case_direct(ctx, GEOM(2, 4, 1, 1, 8, 3, 3, 1, 1), 41);
+    clcl_context_free(ctx);
+}
+
 /* GPU-shaped limits: 256 work-items and 32 KiB of local memory; then an odd cap. */
 Test(conv, gpu_shaped_limits) {
     setenv("CLCL_MAX_WORK_GROUP", "256", 1);
@@ -185,6 +216,7 @@ Test(conv, gpu_shaped_limits) {
     conv_case(ctx, GEOM(3, 5, 7, 7, 4, 3, 3, 2, 1), 0, 14);
     conv_case(ctx, GEOM(2, 3, 11, 11, 5, 7, 7, 2, 3), 2, 15);
     conv_case_with(ctx, GEOM(3, 5, 7, 7, 4, 3, 3, 2, 1), 0, 1, 21);
+    conv_case_direct(ctx, GEOM(2, 3, 14, 13, 17, 3, 3, 1, 1), 42);
     clcl_context_free(ctx);
     setenv("CLCL_MAX_WORK_GROUP", "96", 1);
     ctx = test_context();
