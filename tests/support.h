@@ -20,8 +20,9 @@ void expect_close(const float *got, const double *ref, size_t n, double atol, do
 uint64_t test_rand_u64(uint64_t *state);
 float test_rand_uniform(uint64_t *state, float lo, float hi);
 
-/* A fresh directory under $TMPDIR (or /tmp) for files a test writes; returns its path in
- * a static buffer. */
+/* A fresh directory for files a test writes, below $TMPDIR (or /tmp)/clcl-test-XXXXXX/
+ * <suite>.<test>/; returns its path in a static buffer. The runner removes it when the
+ * test passes and keeps it, printing its path, when the test fails or crashes. */
 const char *test_temp_dir(const char *name);
 
 #endif
