@@ -567,3 +567,325 @@ __kernel REQD_WG void loss_reduce(__global const float *rowf, __global const int
             result[R_COUNT + t] = is[t][0];
     }
 }
+
+/* ---- row-block kernels: no local memory, no barriers (CPU-shaped) -------------------
+ *
+ * Each work-item owns ROWS_RB anchor rows and sweeps every column in blocks of ROWS_NV
+ * vectors of ROWS_VW columns, the similarities of a block held in vector registers (as
+ * cl/gemm.cl's gemm_bcast: a broadcast feature of each row against vector loads of zt, the
+ * transposed copy of z made by loss_rows_layout). Every similarity is the same fma chain
+ * over k = 0 .. LOSS_DIM - 1 as in tile_dot, so s_ij and s_ji are bit for bit equal and the
+ * backward pass sees the forward's masks. They write the same rowf / rowi layout. */
+
+#ifndef ROWS_RB
+#define ROWS_RB 4 /* anchor rows per work-item */
+#endif
+#ifndef ROWS_VW
+#define ROWS_VW 8 /* vector width of a column block: 4, 8 or 16 floats */
+#endif
+#ifndef ROWS_NV
+#define ROWS_NV 2 /* vectors per column block (ROWS_NV * ROWS_VW columns) */
+#endif
+#ifndef ROWS_KV
+#define ROWS_KV 2 /* backward: feature vectors of the dz accumulator updated at once */
+#endif
+
+#define CAT_(a, b) a##b
+#define CAT(a, b)  CAT_(a, b)
+#define RVEC       CAT(float, ROWS_VW)
+#define RIVEC      CAT(int, ROWS_VW)
+#define RVLOAD     CAT(vload, ROWS_VW)
+#define RVSTORE    CAT(vstore, ROWS_VW)
+#define RJB        (ROWS_NV * ROWS_VW)                /* columns per block */
+#define RKV        (ROWS_KV * ROWS_VW)                /* features per step of the dz accumulator */
+#define RDP        ((LOSS_DIM + RKV - 1) / RKV * RKV) /* row length of zp, zero-padded */
+
+/* zt (LOSS_DIM, ld) = z^T with zero columns from n2 to ld, and zp (n2, RDP) = z with zero
+ * features past LOSS_DIM. One work-item per column of zt (ld items). */
+__kernel void loss_rows_layout(__global const float *z, __global float *zt, __global float *zp,
+                               const int n2, const int ld) {
+    const int j = get_global_id(0);
+    if (j >= ld)
+        return;
+    for (int k = 0; k < RDP; k++) {
+        const float v = j < n2 && k < LOSS_DIM ? z[j * LOSS_DIM + k] : 0.0f;
+        if (k < LOSS_DIM)
+            zt[k * ld + j] = v;
+        if (j < n2)
+            zp[j * RDP + k] = v;
+    }
+}
+
+static float rows_hmax(const RVEC v) {
+    float t[ROWS_VW];
+    RVSTORE(v, 0, t);
+    float m = t[0];
+#pragma unroll
+    for (int e = 1; e < ROWS_VW; e++)
+        m = fmax(m, t[e]);
+    return m;
+}
+
+static float rows_hsum(const RVEC v) {
+    float t[ROWS_VW];
+    RVSTORE(v, 0, t);
+    float s = 0.0f;
+#pragma unroll
+    for (int e = 0; e < ROWS_VW; e++)
+        s += t[e];
+    return s;
+}
+
+/* s[r][v] = s_ij for i = rows[r] and the ROWS_VW columns j0 + v ROWS_VW + lane. */
+static void rows_dot(__global const float *z, __global const float *zt, const int ld,
+                     const int *rows, const int j0, RVEC s[ROWS_RB][ROWS_NV]) {
+#pragma unroll
+    for (int r = 0; r < ROWS_RB; r++)
+#pragma unroll
+        for (int v = 0; v < ROWS_NV; v++)
+            s[r][v] = (RVEC)(0.0f);
+    for (int k = 0; k < LOSS_DIM; k++) {
+        RVEC b[ROWS_NV];
+#pragma unroll
+        for (int v = 0; v < ROWS_NV; v++)
+            b[v] = RVLOAD(0, zt + k * ld + j0 + v * ROWS_VW);
+#pragma unroll
+        for (int r = 0; r < ROWS_RB; r++) {
+            const RVEC a = (RVEC)(z[rows[r] * LOSS_DIM + k]);
+#pragma unroll
+            for (int v = 0; v < ROWS_NV; v++)
+                s[r][v] = fma(a, b[v], s[r][v]);
+        }
+    }
+}
+
+/* A row's state beside row_state: vector partial sums of the fast path, summed at the end. */
+typedef struct {
+    RVEC sum;   /* of exp((s - st.m) / tau), kept at st.m's scale */
+    RVEC top;   /* largest similarity */
+    RIVEC same; /* others with the anchor's label */
+} rows_lanes;
+
+/* Row i's block at j0. A block without i, p(i), a column past n2 or a similarity above
+ * theta only adds to the denominator, as vectors; any other goes column by column through
+ * row_visit, and the vector sum follows when that raises the maximum. */
+static void rows_visit(row_state *st, rows_lanes *ln, const RVEC s[ROWS_NV], const int j0,
+                       const int i, const int partner, __global const int *labels,
+                       const int has_labels, const int my_label, const int n2, const float inv_tau,
+                       const float theta, const int mode) {
+    int special =
+        (i >= j0 && i < j0 + RJB) || (partner >= j0 && partner < j0 + RJB) || j0 + RJB > n2;
+#pragma unroll
+    for (int v = 0; v < ROWS_NV; v++)
+        special |= any(s[v] > (RVEC)(theta));
+    if (!special) {
+        RVEC mx = s[0];
+#pragma unroll
+        for (int v = 1; v < ROWS_NV; v++)
+            mx = fmax(mx, s[v]);
+        ln->top = fmax(ln->top, mx);
+        const float bm = rows_hmax(mx);
+        if (bm > st->m) {
+            const float f = exp((st->m - bm) * inv_tau);
+            st->sum *= f;
+            ln->sum *= f;
+            st->m = bm;
+        }
+#pragma unroll
+        for (int v = 0; v < ROWS_NV; v++)
+            ln->sum += exp((s[v] - (RVEC)(st->m)) * inv_tau);
+        if (has_labels) {
+#pragma unroll
+            for (int v = 0; v < ROWS_NV; v++)
+                ln->same -= RVLOAD(0, labels + j0 + v * ROWS_VW) == (RIVEC)(my_label);
+        }
+        return;
+    }
+
+    float e[RJB];
+#pragma unroll
+    for (int v = 0; v < ROWS_NV; v++)
+        RVSTORE(s[v], v, e);
+    const float m0 = st->m;
+    for (int c = 0; c < RJB; c++) {
+        const int j = j0 + c;
+        if (j < n2 && j != i)
+            row_visit(st, e[c], j, partner, has_labels && labels[j] == my_label, inv_tau, theta,
+                      mode);
+    }
+    if (st->m != m0)
+        ln->sum *= exp((m0 - st->m) * inv_tau);
+}
+
+/* The forward pass, rows [ROWS_RB g, ROWS_RB (g + 1)) for work-item g: rowf and rowi. */
+__kernel void loss_rows_forward(__global const float *z, __global const float *zt,
+                                __global const int *labels, __global float *rowf,
+                                __global int *rowi, const int n2, const int ld, const float inv_tau,
+                                const float theta, const float weight, const int mode,
+                                const int has_labels) {
+    const int i0 = get_global_id(0) * ROWS_RB;
+    if (i0 >= n2)
+        return;
+    int rows[ROWS_RB];
+    row_state st[ROWS_RB];
+    rows_lanes ln[ROWS_RB];
+    for (int r = 0; r < ROWS_RB; r++) {
+        rows[r] = min(i0 + r, n2 - 1);
+        row_init(&st[r]);
+        ln[r].sum = (RVEC)(0.0f);
+        ln[r].top = (RVEC)(-INFINITY);
+        ln[r].same = (RIVEC)(0);
+    }
+
+    for (int j0 = 0; j0 < n2; j0 += RJB) {
+        RVEC s[ROWS_RB][ROWS_NV];
+        rows_dot(z, zt, ld, rows, j0, s);
+        for (int r = 0; r < ROWS_RB; r++) {
+            const int i = rows[r];
+            rows_visit(&st[r], &ln[r], s[r], j0, i, (i + n2 / 2) % n2, labels, has_labels,
+                       has_labels ? labels[i] : 0, n2, inv_tau, theta, mode);
+        }
+    }
+
+    for (int r = 0; r < ROWS_RB && i0 + r < n2; r++) {
+        int same[ROWS_VW];
+        CAT(vstore, ROWS_VW)(ln[r].same, 0, same);
+        for (int e = 0; e < ROWS_VW; e++)
+            st[r].same += same[e];
+        st[r].sum += rows_hsum(ln[r].sum);
+        st[r].top = fmax(st[r].top, rows_hmax(ln[r].top));
+        row_finish(&st[r], i0 + r, n2, labels, has_labels, inv_tau, weight, mode, rowf, rowi);
+    }
+}
+
+/* ROWS_VW entries of a field-major row result from column j, zero past n2. */
+static RVEC rows_cols(__global const float *f, const int j, const int n2) {
+    if (j + ROWS_VW <= n2)
+        return RVLOAD(0, f + j);
+    float t[ROWS_VW];
+    for (int e = 0; e < ROWS_VW; e++)
+        t[e] = j + e < n2 ? f[j + e] : 0.0f;
+    return RVLOAD(0, t);
+}
+
+static RIVEC rows_cols_int(__global const int *f, const int j, const int n2) {
+    if (j + ROWS_VW <= n2)
+        return RVLOAD(0, f + j);
+    int t[ROWS_VW];
+    for (int e = 0; e < ROWS_VW; e++)
+        t[e] = j + e < n2 ? f[j + e] : 0;
+    return RVLOAD(0, t);
+}
+
+/* One row's (or ROWS_VW columns') forward results, as grad_term reads them. */
+typedef struct {
+    RVEC m, logsum, invw, bound;
+    RIVEC bound_j;
+} rows_stats;
+
+/* grad_term for ROWS_VW pairs (a, b) at once: tau d l_a / d s_ab with a's results in rs,
+ * b the column indices in a's row, is_p where b = p(a). */
+static RVEC rows_grad_term(const RVEC s, const RIVEC b, const RIVEC is_p, const rows_stats *rs,
+                           const float inv_tau, const float theta, const float weight,
+                           const int mode) {
+    const RIVEC kept =
+        ~is_p & (s > (RVEC)(theta)) & ((s > rs->bound) | ((s == rs->bound) & (b <= rs->bound_j)));
+    RVEC target = select((RVEC)(0.0f), rs->invw, is_p);
+    RVEC p = exp((s - rs->m) * inv_tau - rs->logsum);
+    if (mode == MODE_ATTRACT)
+        target = select(target, weight * rs->invw, kept);
+    else
+        p = select(p, (RVEC)(0.0f), kept);
+    return p - target;
+}
+
+/* dz_i = sum_j (G_ij + G_ji) z_j for rows [ROWS_RB g, ROWS_RB (g + 1)), written (=) to dz
+ * (2N, LOSS_DIM); scale is 1 / (2N tau). */
+__kernel void loss_rows_backward(__global const float *z, __global const float *zt,
+                                 __global const float *zp, __global const float *rowf,
+                                 __global const int *rowi, __global float *dz, const int n2,
+                                 const int ld, const float inv_tau, const float theta,
+                                 const float weight, const int mode, const float scale) {
+    const int i0 = get_global_id(0) * ROWS_RB;
+    if (i0 >= n2)
+        return;
+    int rows[ROWS_RB], partner[ROWS_RB];
+    rows_stats rs[ROWS_RB];
+    RVEC g[ROWS_RB][RDP / ROWS_VW]; /* dz of the rows, (ROWS_RB, RDP) */
+    for (int r = 0; r < ROWS_RB; r++) {
+        const int i = min(i0 + r, n2 - 1);
+        rows[r] = i;
+        partner[r] = (i + n2 / 2) % n2;
+        rs[r].m = (RVEC)(rowf[RF_MAX * n2 + i]);
+        rs[r].logsum = (RVEC)(rowf[RF_LOGSUM * n2 + i]);
+        rs[r].invw = (RVEC)(rowf[RF_INVW * n2 + i]);
+        rs[r].bound = (RVEC)(rowf[RF_BOUND * n2 + i]);
+        rs[r].bound_j = (RIVEC)(rowi[RI_BOUND * n2 + i]);
+        for (int q = 0; q < RDP / ROWS_VW; q++)
+            g[r][q] = (RVEC)(0.0f);
+    }
+    int iota_t[ROWS_VW];
+    for (int e = 0; e < ROWS_VW; e++)
+        iota_t[e] = e;
+    const RIVEC iota = RVLOAD(0, iota_t);
+
+    for (int j0 = 0; j0 < n2; j0 += RJB) {
+        /* the block's similarities, then A = G_ij + G_ji in a[r][c] */
+        RVEC s[ROWS_RB][ROWS_NV];
+        float a[ROWS_RB][RJB];
+        rows_dot(z, zt, ld, rows, j0, s);
+#pragma unroll
+        for (int v = 0; v < ROWS_NV; v++) {
+            const int j = j0 + v * ROWS_VW;
+            const RIVEC jv = (RIVEC)(j) + iota;
+            const rows_stats cs = {
+                rows_cols(rowf + RF_MAX * n2, j, n2), rows_cols(rowf + RF_LOGSUM * n2, j, n2),
+                rows_cols(rowf + RF_INVW * n2, j, n2), rows_cols(rowf + RF_BOUND * n2, j, n2),
+                rows_cols_int(rowi + RI_BOUND * n2, j, n2)};
+            for (int r = 0; r < ROWS_RB; r++) {
+                const RIVEC is_p = jv == (RIVEC)(partner[r]);
+                const RVEC t =
+                    rows_grad_term(s[r][v], jv, is_p, &rs[r], inv_tau, theta, weight, mode) +
+                    rows_grad_term(s[r][v], (RIVEC)(rows[r]), is_p, &cs, inv_tau, theta, weight,
+                                   mode);
+                const RIVEC off = (jv >= (RIVEC)(n2)) | (jv == (RIVEC)(rows[r]));
+                RVSTORE(select(scale * t, (RVEC)(0.0f), off), v, a[r]);
+            }
+        }
+
+        /* g += a (ROWS_RB, RJB) times zp rows j0 .. (RJB, RDP), ROWS_KV vectors at a time */
+        for (int q = 0; q < RDP / ROWS_VW; q += ROWS_KV) {
+            RVEC acc[ROWS_RB][ROWS_KV];
+#pragma unroll
+            for (int r = 0; r < ROWS_RB; r++)
+#pragma unroll
+                for (int t = 0; t < ROWS_KV; t++)
+                    acc[r][t] = g[r][q + t];
+            for (int c = 0; c < RJB; c++) {
+                __global const float *zj = zp + min(j0 + c, n2 - 1) * RDP + q * ROWS_VW;
+                RVEC b[ROWS_KV];
+#pragma unroll
+                for (int t = 0; t < ROWS_KV; t++)
+                    b[t] = RVLOAD(t, zj);
+#pragma unroll
+                for (int r = 0; r < ROWS_RB; r++)
+#pragma unroll
+                    for (int t = 0; t < ROWS_KV; t++)
+                        acc[r][t] = fma((RVEC)(a[r][c]), b[t], acc[r][t]);
+            }
+#pragma unroll
+            for (int r = 0; r < ROWS_RB; r++)
+#pragma unroll
+                for (int t = 0; t < ROWS_KV; t++)
+                    g[r][q + t] = acc[r][t];
+        }
+    }
+
+    for (int r = 0; r < ROWS_RB && i0 + r < n2; r++) {
+        float out[RDP];
+        for (int q = 0; q < RDP / ROWS_VW; q++)
+            RVSTORE(g[r][q], q, out);
+        for (int k = 0; k < LOSS_DIM; k++)
+            dz[(i0 + r) * LOSS_DIM + k] = out[k];
+    }
+}

@@ -16,6 +16,11 @@
 #define MIN_TAU   1e-4f
 #define MAX_TAU   100.0f
 #define MAX_ROWS  46340 /* (2N)^2 pair counts stay below 2^31 */
+#define ROWS_WG   16    /* work-items per group of the row-block kernels, at most */
+
+/* The row-block kernels' tunables (cl/contrastive.cl's defaults, passed explicitly so that
+ * clcl_loss_describe can say them). */
+static const loss_rows ROWS_SHAPE = {.rb = 4, .vw = 8, .nv = 2, .kv = 2};
 
 const char *clcl_fn_mode_name(clcl_fn_mode mode) {
     return mode == CLCL_FN_ELIMINATE ? "eliminate" : "attract";
@@ -66,6 +71,14 @@ static size_t tiles_local_bytes(const loss_tiles *t, int cap) {
 static clcl_status get_kernels(clcl_loss *loss) {
     clcl_context *ctx = loss->ctx;
     const char *o = loss->options;
+    if (loss->cfg.impl == CLCL_LOSS_FUSED_ROWS) {
+        CLCL_TRY(
+            clcl_context_kernel(ctx, "contrastive", "loss_rows_layout", o, &loss->rows_layout));
+        CLCL_TRY(
+            clcl_context_kernel(ctx, "contrastive", "loss_rows_forward", o, &loss->rows_forward));
+        CLCL_TRY(
+            clcl_context_kernel(ctx, "contrastive", "loss_rows_backward", o, &loss->rows_backward));
+    }
     CLCL_TRY(clcl_context_kernel(ctx, "contrastive", "loss_normalize", o, &loss->normalize));
     CLCL_TRY(clcl_context_kernel(ctx, "contrastive", "loss_forward", o, &loss->forward));
     CLCL_TRY(clcl_context_kernel(ctx, "contrastive", "loss_backward", o, &loss->backward));
@@ -103,11 +116,13 @@ static clcl_status choose_tiles(clcl_loss *loss) {
         loss_tiles t = tiles_for(wg);
         if (tiles_local_bytes(&t, loss->cfg.cap) > dev->local_mem)
             continue;
+        const loss_rows *r = &loss->rows_shape;
         loss->tiles = t;
         snprintf(loss->options, sizeof loss->options,
                  "-DLOSS_DIM=%d -DLOSS_CAP=%d -DTILE_I=%d -DTILE_J=%d -DTILE_D=%d -DMICRO_I=%d "
-                 "-DMICRO_J=%d",
-                 loss->dim, loss->cfg.cap, t.ti, t.tj, t.td, t.mi, t.mj);
+                 "-DMICRO_J=%d -DROWS_RB=%d -DROWS_VW=%d -DROWS_NV=%d -DROWS_KV=%d",
+                 loss->dim, loss->cfg.cap, t.ti, t.tj, t.td, t.mi, t.mj, r->rb, r->vw, r->nv,
+                 r->kv);
         int fits;
         CLCL_TRY(get_kernels(loss));
         CLCL_TRY(kernels_fit(loss, &fits));
@@ -119,6 +134,27 @@ static clcl_status choose_tiles(clcl_loss *loss) {
                      "memory %llu bytes) at d %d, cap %d",
                      dev->name, dev->max_work_group, (unsigned long long)dev->local_mem, loss->dim,
                      loss->cfg.cap);
+}
+
+/* The row-block kernels' shape for this (2N, d) and their work-group (built already). */
+static clcl_status choose_rows(clcl_loss *loss) {
+    loss_rows *r = &loss->rows_shape;
+    int cols = r->nv * r->vw, feats = r->kv * r->vw;
+    r->ld = (loss->n2 + cols - 1) / cols * cols;
+    r->dp = (loss->dim + feats - 1) / feats * feats;
+    r->wg = 1;
+    if (loss->cfg.impl != CLCL_LOSS_FUSED_ROWS)
+        return CLCL_OK;
+    cl_kernel all[] = {loss->rows_layout, loss->rows_forward, loss->rows_backward};
+    size_t most = ROWS_WG;
+    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) {
+        size_t wg;
+        CLCL_TRY(clcl_kernel_max_work_group(loss->ctx, all[k], &wg));
+        most = wg < most ? wg : most;
+    }
+    while ((size_t)(2 * r->wg) <= most)
+        r->wg *= 2;
+    return CLCL_OK;
 }
 
 /* ---- creation -------------------------------------------------------------------------- */
@@ -150,10 +186,11 @@ static clcl_status check_config(int n2, int dim, const clcl_loss_config *c) {
                          "contrastive loss: cap %d; expected 0 (no cap) to %d pseudo-positives "
                          "per anchor",
                          c->cap, CLCL_LOSS_MAX_CAP);
-    if (c->impl != CLCL_LOSS_FUSED && c->impl != CLCL_LOSS_UNFUSED && c->impl != CLCL_LOSS_AUTO)
+    if (c->impl != CLCL_LOSS_FUSED && c->impl != CLCL_LOSS_FUSED_ROWS &&
+        c->impl != CLCL_LOSS_UNFUSED && c->impl != CLCL_LOSS_AUTO)
         return clcl_fail(CLCL_ERR_ARGUMENT,
                          "contrastive loss: implementation %d; expected CLCL_LOSS_FUSED, "
-                         "CLCL_LOSS_UNFUSED or CLCL_LOSS_AUTO",
+                         "CLCL_LOSS_FUSED_ROWS, CLCL_LOSS_UNFUSED or CLCL_LOSS_AUTO",
                          (int)c->impl);
     return CLCL_OK;
 }
@@ -169,6 +206,13 @@ static clcl_status allocate(clcl_loss *loss) {
                                 &loss->rowi));
     CLCL_TRY(clcl_buffer_create(ctx, n2 * sizeof(cl_int), "loss labels (2N)", &loss->labels));
     CLCL_TRY(clcl_buffer_create(ctx, sizeof loss->result_init, "loss result", &loss->result));
+    if (loss->cfg.impl == CLCL_LOSS_FUSED_ROWS) {
+        const loss_rows *r = &loss->rows_shape;
+        CLCL_TRY(clcl_buffer_create(ctx, (size_t)loss->dim * r->ld * sizeof(float),
+                                    "loss z transposed (d, 2N padded)", &loss->zt));
+        CLCL_TRY(clcl_buffer_create(ctx, n2 * r->dp * sizeof(float), "loss z padded (2N, d padded)",
+                                    &loss->zp));
+    }
 
     /* the label copy starts as zeros, so that it is never read uninitialised */
     cl_int zero = 0;
@@ -304,11 +348,13 @@ clcl_status clcl_loss_create(clcl_context *ctx, int n2, int dim, const clcl_loss
     loss->n2 = n2;
     loss->dim = dim;
     loss->cfg = *config;
+    loss->rows_shape = ROWS_SHAPE;
 
     clcl_status st;
     if (config->impl == CLCL_LOSS_AUTO)
         CLCL_TRY_GOTO(st, loss_choose(ctx, n2, dim, config, &loss->cfg.impl), fail);
     CLCL_TRY_GOTO(st, choose_tiles(loss), fail);
+    CLCL_TRY_GOTO(st, choose_rows(loss), fail);
     CLCL_TRY_GOTO(st, allocate(loss), fail);
     if (loss->cfg.impl == CLCL_LOSS_UNFUSED)
         CLCL_TRY_GOTO(st, clcl_loss_unfused_prepare(loss), fail);
@@ -324,8 +370,8 @@ fail:
 void clcl_loss_free(clcl_loss *loss) {
     if (!loss)
         return;
-    cl_mem all[] = {loss->z,      loss->rnorm,  loss->rowf, loss->rowi,
-                    loss->labels, loss->result, loss->sim};
+    cl_mem all[] = {loss->z,      loss->rnorm, loss->rowf, loss->rowi, loss->labels,
+                    loss->result, loss->sim,   loss->zt,   loss->zp};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i])
             clReleaseMemObject(all[i]);
@@ -334,6 +380,15 @@ void clcl_loss_free(clcl_loss *loss) {
 
 const char *clcl_loss_describe(const clcl_loss *loss, char *buf, size_t size) {
     const loss_tiles *t = &loss->tiles;
+    const loss_rows *r = &loss->rows_shape;
+    if (loss->cfg.impl == CLCL_LOSS_FUSED_ROWS) {
+        snprintf(buf, size,
+                 "fused rows, %d rows x %dx%d columns per item, dz %d features a step, "
+                 "work-group %d, 2N %d, d %d, %s, w %g, cap %d",
+                 r->rb, r->nv, r->vw, r->kv * r->vw, r->wg, loss->n2, loss->dim,
+                 clcl_fn_mode_name(loss->cfg.mode), (double)loss->cfg.weight, loss->cfg.cap);
+        return buf;
+    }
     snprintf(buf, size,
              "%s, tiles %dx%dx%d, %dx%d per item, work-group %d, 2N %d, d %d, %s, w %g, cap %d",
              loss->cfg.impl == CLCL_LOSS_FUSED ? "fused" : "unfused (CLBlast)", t->ti, t->tj, t->td,
@@ -427,6 +482,37 @@ static clcl_status fused_backward(clcl_loss *loss, const loss_params *p, cl_mem 
     return launch_tiles(loss, loss->backward);
 }
 
+static clcl_status launch_row_blocks(clcl_loss *loss, cl_kernel k) {
+    const loss_rows *r = &loss->rows_shape;
+    size_t global = (size_t)(loss->n2 + r->rb - 1) / r->rb, local = (size_t)r->wg;
+    return clcl_launch(loss->ctx, k, 1, &global, &local);
+}
+
+/* zt and zp from z, then the forward pass in row blocks. */
+static clcl_status rows_forward(clcl_loss *loss, const loss_params *p) {
+    const loss_rows *r = &loss->rows_shape;
+    CLCL_TRY(clcl_kernel_args(loss->rows_layout, CLCL_ARG_MEM(loss->z), CLCL_ARG_MEM(loss->zt),
+                              CLCL_ARG_MEM(loss->zp), CLCL_ARG_INT(loss->n2), CLCL_ARG_INT(r->ld)));
+    size_t global = (size_t)r->ld, local = (size_t)r->wg;
+    CLCL_TRY(clcl_launch(loss->ctx, loss->rows_layout, 1, &global, &local));
+    CLCL_TRY(clcl_kernel_args(
+        loss->rows_forward, CLCL_ARG_MEM(loss->z), CLCL_ARG_MEM(loss->zt), CLCL_ARG_MEM(p->labels),
+        CLCL_ARG_MEM(loss->rowf), CLCL_ARG_MEM(loss->rowi), CLCL_ARG_INT(loss->n2),
+        CLCL_ARG_INT(r->ld), CLCL_ARG_FLOAT(p->inv_tau), CLCL_ARG_FLOAT(p->theta),
+        CLCL_ARG_FLOAT(p->weight), CLCL_ARG_INT(p->mode), CLCL_ARG_INT(p->has_labels)));
+    return launch_row_blocks(loss, loss->rows_forward);
+}
+
+static clcl_status rows_backward(clcl_loss *loss, const loss_params *p, cl_mem dz) {
+    CLCL_TRY(clcl_kernel_args(loss->rows_backward, CLCL_ARG_MEM(loss->z), CLCL_ARG_MEM(loss->zt),
+                              CLCL_ARG_MEM(loss->zp), CLCL_ARG_MEM(loss->rowf),
+                              CLCL_ARG_MEM(loss->rowi), CLCL_ARG_MEM(dz), CLCL_ARG_INT(loss->n2),
+                              CLCL_ARG_INT(loss->rows_shape.ld), CLCL_ARG_FLOAT(p->inv_tau),
+                              CLCL_ARG_FLOAT(p->theta), CLCL_ARG_FLOAT(p->weight),
+                              CLCL_ARG_INT(p->mode), CLCL_ARG_FLOAT(p->scale)));
+    return launch_row_blocks(loss, loss->rows_backward);
+}
+
 /* Normalisation, the forward pass and, with dh, the backward pass, all enqueued. */
 static clcl_status enqueue(clcl_loss *loss, const clcl_tensor *h, const loss_params *p,
                            clcl_tensor *dh) {
@@ -438,13 +524,18 @@ static clcl_status enqueue(clcl_loss *loss, const clcl_tensor *h, const loss_par
                               CLCL_ARG_INT(loss->n2)));
     CLCL_TRY(launch_rows(loss, loss->normalize));
 
-    if (loss->cfg.impl == CLCL_LOSS_FUSED)
+    const clcl_loss_impl impl = loss->cfg.impl;
+    if (impl == CLCL_LOSS_FUSED)
         CLCL_TRY(fused_forward(loss, p));
+    else if (impl == CLCL_LOSS_FUSED_ROWS)
+        CLCL_TRY(rows_forward(loss, p));
     else
         CLCL_TRY(clcl_loss_unfused_forward(loss, p));
     if (dh) {
-        if (loss->cfg.impl == CLCL_LOSS_FUSED)
+        if (impl == CLCL_LOSS_FUSED)
             CLCL_TRY(fused_backward(loss, p, dh->buf));
+        else if (impl == CLCL_LOSS_FUSED_ROWS)
+            CLCL_TRY(rows_backward(loss, p, dh->buf));
         else
             CLCL_TRY(clcl_loss_unfused_backward(loss, p, dh->buf));
         CLCL_TRY(clcl_kernel_args(loss->normalize_backward, CLCL_ARG_MEM(loss->z),

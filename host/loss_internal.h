@@ -29,6 +29,15 @@ typedef struct {
     int wg, ti, tj, td, mi, mj;
 } loss_tiles;
 
+/* The row-block kernels' shape (CLCL_LOSS_FUSED_ROWS): rb anchor rows per work-item, column
+ * blocks of nv vectors of vw floats, kv feature vectors per step of the backward product,
+ * work-groups of wg items; ld = 2N rounded up to nv vw (the row length of zt) and dp = d
+ * rounded up to kv vw (the row length of zp). */
+typedef struct {
+    int rb, vw, nv, kv, wg;
+    int ld, dp;
+} loss_rows;
+
 /* Runtime arguments every kernel takes. */
 typedef struct {
     float inv_tau;
@@ -45,9 +54,11 @@ struct clcl_loss {
     int n2, dim;
     clcl_loss_config cfg;
     loss_tiles tiles;
-    char options[192]; /* -D options of cl/contrastive.cl */
+    loss_rows rows_shape;
+    char options[256]; /* -D options of cl/contrastive.cl */
     cl_kernel normalize, forward, backward, normalize_backward, reduce;
-    cl_kernel rows, grad; /* unfused only */
+    cl_kernel rows_layout, rows_forward, rows_backward; /* fused rows only */
+    cl_kernel rows, grad;                               /* unfused only */
     size_t rows_local, grad_local;
     cl_mem z;      /* (2N, d) normalised rows */
     cl_mem rnorm;  /* (2N) 1 / max(||h_i||, eps) */
@@ -56,6 +67,8 @@ struct clcl_loss {
     cl_mem labels; /* (2N) copy of host labels; zeros until then */
     cl_mem result; /* (LOSS_R_WORDS) */
     cl_mem sim;    /* (2N, 2N), unfused only */
+    cl_mem zt;     /* (d, ld) z transposed, zero columns past 2N; fused rows only */
+    cl_mem zp;     /* (2N, dp) z, zero features past d; fused rows only */
     cl_int result_init[LOSS_R_WORDS];
 };
 

@@ -28,7 +28,12 @@ static const variant VARIANTS[] = {
 #define N_VARIANTS ((int)(sizeof VARIANTS / sizeof VARIANTS[0]))
 #define TEST_CAP   3
 
-static const char *IMPL_NAMES[] = {"fused", "unfused"};
+/* Every implementation; the unfused one last (check_setting stops before it on big batches),
+ * the two fused ones first (FUSED_IMPLS). */
+static const clcl_loss_impl IMPLS[] = {CLCL_LOSS_FUSED, CLCL_LOSS_FUSED_ROWS, CLCL_LOSS_UNFUSED};
+static const char *IMPL_NAMES[] = {"fused tiles", "fused rows", "unfused"};
+#define N_IMPLS     3
+#define FUSED_IMPLS 2
 
 /* Tolerances of one comparison; `slack` multiplies them all (low temperatures). */
 typedef struct {
@@ -130,12 +135,12 @@ static void check_setting(clcl_context *ctx, const float *h, const int *labels,
     double *ref_dh = malloc((size_t)n2 * d * sizeof *ref_dh);
     clcl_ref_loss(b, labels, &rc, &r, ref_dh, 1);
 
-    for (int impl = 0; impl < (n2 <= UNFUSED_MAX ? 2 : 1); impl++) {
+    for (int m = 0; m < (n2 <= UNFUSED_MAX ? N_IMPLS : FUSED_IMPLS); m++) {
         char what[256];
         snprintf(what, sizeof what, "%s, 2N %d, d %d, %s, tau %g, theta %g (%s)", label, n2, d,
-                 v->name, (double)tau, (double)theta, IMPL_NAMES[impl]);
+                 v->name, (double)tau, (double)theta, IMPL_NAMES[m]);
         device_run run;
-        run_device(ctx, h, labels, n2, d, v, (clcl_loss_impl)impl, tau, theta, &run);
+        run_device(ctx, h, labels, n2, d, v, IMPLS[m], tau, theta, &run);
         double err = fabs(run.loss - r.loss);
         cr_expect(err <= slack * (TOL.loss_atol + TOL.loss_rtol * fabs(r.loss)),
                   "%s: loss %.9g, reference %.12g", what, run.loss, r.loss);
@@ -284,12 +289,15 @@ Test(loss, device_gradient_matches_finite_differences) {
     clcl_context *ctx = test_context();
     clcl_tensor th;
     cr_assert_eq(clcl_tensor_create(ctx, &th, 2, (int[]){n2, d}), CLCL_OK);
-    for (int v = 0; v < N_VARIANTS; v++) {
+    for (int vm = 0; vm < N_VARIANTS * FUSED_IMPLS; vm++) {
+        const int v = vm % N_VARIANTS, m = vm / N_VARIANTS;
         device_run run;
-        run_device(ctx, h, labels, n2, d, &VARIANTS[v], CLCL_LOSS_FUSED, 0.5f, (float)theta, &run);
+        run_device(ctx, h, labels, n2, d, &VARIANTS[v], IMPLS[m], 0.5f, (float)theta, &run);
         cr_expect_gt(run.stats.pseudo_total, 0, "%s finds no pseudo-positive", VARIANTS[v].name);
-        clcl_loss_config cfg = {
-            .mode = VARIANTS[v].mode, .weight = VARIANTS[v].weight, .cap = VARIANTS[v].cap};
+        clcl_loss_config cfg = {.mode = VARIANTS[v].mode,
+                                .weight = VARIANTS[v].weight,
+                                .cap = VARIANTS[v].cap,
+                                .impl = IMPLS[m]};
         clcl_loss *loss;
         cr_assert_eq(clcl_loss_create(ctx, n2, d, &cfg, &loss), CLCL_OK);
         for (int e = 0; e < n2 * d; e++) {
@@ -306,8 +314,8 @@ Test(loss, device_gradient_matches_finite_differences) {
                          CLCL_OK);
             double fd = ((double)lp - lm) / ((double)(h[e] + step) - (double)(h[e] - step));
             cr_expect(fabs(fd - run.dh[e]) <= 5e-4 + 1e-2 * fabs(fd),
-                      "%s: dL/dh[%d] = %.7g on the device, finite differences %.7g",
-                      VARIANTS[v].name, e, (double)run.dh[e], fd);
+                      "%s (%s): dL/dh[%d] = %.7g on the device, finite differences %.7g",
+                      VARIANTS[v].name, IMPL_NAMES[m], e, (double)run.dh[e], fd);
         }
         clcl_loss_free(loss);
         free(run.dh);
@@ -329,29 +337,33 @@ Test(loss, theta_above_one_is_ntxent_exactly) {
     clcl_ref_make_views(h, labels, n2, d, 10, &rng);
     clcl_context *ctx = test_context();
 
-    device_run base;
-    run_device(ctx, h, labels, n2, d, &VARIANTS[0], CLCL_LOSS_FUSED, 0.2f, 2.0f, &base);
     double nt = clcl_ref_ntxent(h, n2, d, 0.2);
-    cr_expect(fabs(base.loss - nt) <= 2e-5 * (1 + nt), "loss %.9g, NT-Xent %.12g", base.loss, nt);
-    cr_expect_eq(base.stats.pseudo_total, 0);
-    for (int v = 0; v < N_VARIANTS; v++) {
-        for (size_t t = 0; t < sizeof thetas / sizeof thetas[0]; t++) {
-            device_run run;
-            run_device(ctx, h, labels, n2, d, &VARIANTS[v], CLCL_LOSS_FUSED, 0.2f, thetas[t], &run);
-            cr_expect_eq(run.loss, base.loss, "%s, theta %g: loss %.9g, NT-Xent run %.9g",
-                         VARIANTS[v].name, (double)thetas[t], run.loss, base.loss);
-            cr_expect_eq(memcmp(run.dh, base.dh, (size_t)n2 * d * sizeof *run.dh), 0,
-                         "%s, theta %g: the gradient differs from NT-Xent's", VARIANTS[v].name,
-                         (double)thetas[t]);
-            free(run.dh);
+    for (int m = 0; m < FUSED_IMPLS; m++) {
+        device_run base;
+        run_device(ctx, h, labels, n2, d, &VARIANTS[0], IMPLS[m], 0.2f, 2.0f, &base);
+        cr_expect(fabs(base.loss - nt) <= 2e-5 * (1 + nt), "%s: loss %.9g, NT-Xent %.12g",
+                  IMPL_NAMES[m], base.loss, nt);
+        cr_expect_eq(base.stats.pseudo_total, 0);
+        for (int v = 0; v < N_VARIANTS; v++) {
+            for (size_t t = 0; t < sizeof thetas / sizeof thetas[0]; t++) {
+                device_run run;
+                run_device(ctx, h, labels, n2, d, &VARIANTS[v], IMPLS[m], 0.2f, thetas[t], &run);
+                cr_expect_eq(run.loss, base.loss, "%s (%s), theta %g: loss %.9g, NT-Xent run %.9g",
+                             VARIANTS[v].name, IMPL_NAMES[m], (double)thetas[t], run.loss,
+                             base.loss);
+                cr_expect_eq(memcmp(run.dh, base.dh, (size_t)n2 * d * sizeof *run.dh), 0,
+                             "%s (%s), theta %g: the gradient differs from NT-Xent's",
+                             VARIANTS[v].name, IMPL_NAMES[m], (double)thetas[t]);
+                free(run.dh);
+            }
         }
+        free(base.dh);
     }
     device_run unf;
     run_device(ctx, h, labels, n2, d, &VARIANTS[4], CLCL_LOSS_UNFUSED, 0.2f, 1.5f, &unf);
     cr_expect(fabs(unf.loss - nt) <= 2e-5 * (1 + nt), "unfused loss %.9g, NT-Xent %.12g", unf.loss,
               nt);
     free(unf.dh);
-    free(base.dh);
     free(labels);
     free(h);
     clcl_context_free(ctx);
@@ -401,13 +413,12 @@ Test(loss, matches_pytorch_golden) {
         for (size_t e = 0; e < (size_t)n2 * d; e++)
             ref[e] = grad[e];
         variant v = {"golden", (clcl_fn_mode)head[2], (float)par[0], head[3]};
-        for (int impl = 0; impl < 2; impl++) {
+        for (int m = 0; m < N_IMPLS; m++) {
             char what[160];
             snprintf(what, sizeof what, "golden case %u (2N %d, d %d, %s, w %g, cap %d, %s)", c, n2,
-                     d, clcl_fn_mode_name(v.mode), par[0], v.cap, IMPL_NAMES[impl]);
+                     d, clcl_fn_mode_name(v.mode), par[0], v.cap, IMPL_NAMES[m]);
             device_run run;
-            run_device(ctx, h, labels, n2, d, &v, (clcl_loss_impl)impl, (float)par[1],
-                       (float)par[2], &run);
+            run_device(ctx, h, labels, n2, d, &v, IMPLS[m], (float)par[1], (float)par[2], &run);
             cr_expect(fabs(run.loss - par[3]) <= 2e-5 * (1 + fabs(par[3])),
                       "%s: loss %.9g, PyTorch %.12g", what, run.loss, par[3]);
             cr_expect_eq(run.stats.pseudo_total, counts[0], "%s: pseudo-positives", what);
@@ -460,12 +471,11 @@ Test(loss, identical_rows) {
             expect = log(n2 - 1.0 - VARIANTS[v].cap);
         cr_expect(fabs(r.loss - expect) < 1e-9, "%s: reference %.12g, expected %.12g",
                   VARIANTS[v].name, r.loss, expect);
-        for (int impl = 0; impl < 2; impl++) {
+        for (int m = 0; m < N_IMPLS; m++) {
             device_run run;
-            run_device(ctx, h, labels, n2, d, &VARIANTS[v], (clcl_loss_impl)impl, 0.2f, 0.5f, &run);
+            run_device(ctx, h, labels, n2, d, &VARIANTS[v], IMPLS[m], 0.2f, 0.5f, &run);
             char what[96];
-            snprintf(what, sizeof what, "identical rows, %s (%s)", VARIANTS[v].name,
-                     IMPL_NAMES[impl]);
+            snprintf(what, sizeof what, "identical rows, %s (%s)", VARIANTS[v].name, IMPL_NAMES[m]);
             cr_expect(fabs(run.loss - expect) < 1e-5, "%s: loss %.9g, expected %.9g", what,
                       run.loss, expect);
             expect_stats(&run.stats, &r, n2, 1, what);
@@ -496,12 +506,14 @@ Test(loss, all_above_threshold) {
         check_setting(ctx, h, labels, &b, &VARIANTS[v], 0.2f, (float)theta, 1.0, "all above");
 
     /* eliminate without a cap leaves only the partner: loss and gradient 0 */
-    device_run run;
-    run_device(ctx, h, labels, n2, d, &VARIANTS[2], CLCL_LOSS_FUSED, 0.2f, (float)theta, &run);
-    cr_expect(fabs(run.loss) < 1e-6, "loss %g", (double)run.loss);
-    cr_expect_lt(max_abs(run.dh, (size_t)n2 * d), 1e-6f);
-    cr_expect_float_eq(run.stats.pseudo_per_anchor, n2 - 2.0, 1e-12);
-    free(run.dh);
+    for (int m = 0; m < FUSED_IMPLS; m++) {
+        device_run run;
+        run_device(ctx, h, labels, n2, d, &VARIANTS[2], IMPLS[m], 0.2f, (float)theta, &run);
+        cr_expect(fabs(run.loss) < 1e-6, "%s: loss %g", IMPL_NAMES[m], (double)run.loss);
+        cr_expect_lt(max_abs(run.dh, (size_t)n2 * d), 1e-6f, "%s", IMPL_NAMES[m]);
+        cr_expect_float_eq(run.stats.pseudo_per_anchor, n2 - 2.0, 1e-12);
+        free(run.dh);
+    }
     clcl_ref_batch_free(&b);
     clcl_context_free(ctx);
     free(labels);
@@ -533,9 +545,9 @@ Test(loss, one_pair) {
     const int labels[2] = {5, 5};
     clcl_context *ctx = test_context();
     for (int v = 0; v < N_VARIANTS; v++) {
-        for (int impl = 0; impl < 2; impl++) {
+        for (int m = 0; m < N_IMPLS; m++) {
             device_run run;
-            run_device(ctx, h, labels, 2, 3, &VARIANTS[v], (clcl_loss_impl)impl, 0.1f, 0.0f, &run);
+            run_device(ctx, h, labels, 2, 3, &VARIANTS[v], IMPLS[m], 0.1f, 0.0f, &run);
             cr_expect(fabs(run.loss) < 1e-6, "%s: loss %g", VARIANTS[v].name, (double)run.loss);
             cr_expect_lt(max_abs(run.dh, 6), 1e-6f, "%s", VARIANTS[v].name);
             cr_expect_eq(run.stats.pseudo_total, 0);
@@ -561,16 +573,16 @@ Test(loss, large_batch_low_temperature, .timeout = 600) {
     clcl_ref_batch_init(&b, h, n2, d);
     clcl_context *ctx = test_context();
     /* eliminate with a cap: the kept lists and their evictions into the log-sum-exp */
-    {
-        const variant *v = &VARIANTS[4];
-        clcl_ref_loss_config rc = {(int)v->mode, v->weight, v->cap, 0.01, theta};
-        clcl_ref_loss_result r;
-        clcl_ref_loss(&b, labels, &rc, &r, ref_dh, row_step);
-        cr_assert_gt(r.pseudo_total, 0);
+    const variant *v = &VARIANTS[4];
+    clcl_ref_loss_config rc = {(int)v->mode, v->weight, v->cap, 0.01, theta};
+    clcl_ref_loss_result r;
+    clcl_ref_loss(&b, labels, &rc, &r, ref_dh, row_step);
+    cr_assert_gt(r.pseudo_total, 0);
+    for (int m = 0; m < FUSED_IMPLS; m++) {
         device_run run;
-        run_device(ctx, h, labels, n2, d, v, CLCL_LOSS_FUSED, 0.01f, (float)theta, &run);
+        run_device(ctx, h, labels, n2, d, v, IMPLS[m], 0.01f, (float)theta, &run);
         char what[96];
-        snprintf(what, sizeof what, "2N 8192, tau 0.01, %s", v->name);
+        snprintf(what, sizeof what, "2N 8192, tau 0.01, %s (%s)", v->name, IMPL_NAMES[m]);
         cr_expect(isfinite(run.loss) && fabs(run.loss - r.loss) <= 1e-3 * (1 + fabs(r.loss)),
                   "%s: loss %.9g, reference %.12g", what, run.loss, r.loss);
         size_t bad = 0;
@@ -635,14 +647,11 @@ Test(loss, small_device_limits) {
     limited_device("32", "8192", CLCL_LOSS_MAX_CAP, "work-group 8");
 }
 
-Test(loss, device_and_host_labels_agree) {
-    const int n2 = 130, d = 3;
-    float *h = malloc((size_t)n2 * d * sizeof *h);
-    int *labels = malloc((size_t)n2 * sizeof *labels);
-    uint64_t rng = 11;
-    clcl_ref_make_views(h, labels, n2, d, 4, &rng);
-    clcl_context *ctx = test_context();
-    clcl_loss_config cfg = {.mode = CLCL_FN_ATTRACT, .weight = 1.0f, .cap = TEST_CAP};
+/* Host and device labels give the same statistics, and labels never change the loss. */
+static void labels_agree(clcl_context *ctx, const float *h, const int *labels, int n2, int d,
+                         int m) {
+    clcl_loss_config cfg = {
+        .mode = CLCL_FN_ATTRACT, .weight = 1.0f, .cap = TEST_CAP, .impl = IMPLS[m]};
     clcl_loss *loss;
     clcl_tensor th;
     cl_mem dl;
@@ -658,7 +667,7 @@ Test(loss, device_and_host_labels_agree) {
     clcl_loss_labels host = {.host = labels}, dev = {.device = dl};
     cr_assert_eq(clcl_loss_forward(loss, &th, &host, 0.2f, 0.5f, &la, &a), CLCL_OK);
     cr_assert_eq(clcl_loss_forward(loss, &th, &dev, 0.2f, 0.5f, &lb, &b), CLCL_OK);
-    cr_expect_eq(la, lb);
+    cr_expect_eq(la, lb, "%s", IMPL_NAMES[m]);
     cr_expect_gt(a.pseudo_total, 0);
     cr_expect_eq(a.pseudo_same, b.pseudo_same);
     cr_expect_eq(a.same_total, b.same_total);
@@ -674,6 +683,17 @@ Test(loss, device_and_host_labels_agree) {
     clReleaseMemObject(dl);
     clcl_tensor_free(&th);
     clcl_loss_free(loss);
+}
+
+Test(loss, device_and_host_labels_agree) {
+    const int n2 = 130, d = 3;
+    float *h = malloc((size_t)n2 * d * sizeof *h);
+    int *labels = malloc((size_t)n2 * sizeof *labels);
+    uint64_t rng = 11;
+    clcl_ref_make_views(h, labels, n2, d, 4, &rng);
+    clcl_context *ctx = test_context();
+    for (int m = 0; m < N_IMPLS; m++)
+        labels_agree(ctx, h, labels, n2, d, m);
     clcl_context_free(ctx);
     free(labels);
     free(h);
@@ -752,8 +772,8 @@ Test(loss, non_finite_input_is_an_error) {
     float h[16 * 3], out[16 * 3];
     uint64_t rng = 12;
     clcl_ref_make_views(h, NULL, n2, d, 2, &rng);
-    for (int impl = 0; impl < 2; impl++) {
-        clcl_loss_config cfg = {CLCL_FN_ATTRACT, 1.0f, 0, (clcl_loss_impl)impl};
+    for (int m = 0; m < N_IMPLS; m++) {
+        clcl_loss_config cfg = {CLCL_FN_ATTRACT, 1.0f, 0, IMPLS[m]};
         clcl_loss *loss;
         clcl_tensor th, tdh;
         cr_assert_eq(clcl_loss_create(ctx, n2, d, &cfg, &loss), CLCL_OK);

@@ -14,10 +14,11 @@
  * and gives SimCLR's NT-Xent exactly, in every mode.
  *
  * A clcl_loss is made once per (context, 2N, d) and owns every scratch buffer, so a call
- * allocates nothing. The similarity matrix is never stored by the fused kernels;
- * CLCL_LOSS_UNFUSED stores it and uses CLBlast; CLCL_LOSS_AUTO takes whichever of the two
- * is faster here (both are run once on seeded rows at clcl_loss_create and must agree; the
- * decision is kept per device and (2N, d) in the tuning file). */
+ * allocates nothing. The similarity matrix is never stored by the fused kernels (tiled,
+ * CLCL_LOSS_FUSED, or in row blocks, CLCL_LOSS_FUSED_ROWS); CLCL_LOSS_UNFUSED stores it and
+ * uses CLBlast; CLCL_LOSS_AUTO takes whichever of the three is fastest here (all run on
+ * seeded rows at clcl_loss_create and must agree with the tiled kernels; the decision is
+ * kept per device and (2N, d) in the tuning file). */
 #ifndef CLCL_LOSS_H
 #define CLCL_LOSS_H
 
@@ -33,10 +34,13 @@ typedef enum {
 } clcl_fn_mode;
 
 typedef enum {
-    CLCL_LOSS_FUSED = 0,   /* cl/contrastive.cl: tiles recomputed, nothing (2N x 2N) stored */
-    CLCL_LOSS_UNFUSED = 1, /* CLBlast similarity matrix + separate kernels (comparison path) */
-    CLCL_LOSS_AUTO = 2     /* the faster of the two on this device at this (2N, d), measured
-                            * once and kept in the tuning file (clcl/tuning.h) */
+    CLCL_LOSS_FUSED = 0,     /* cl/contrastive.cl, GPU-shaped: work-groups of tiles staged in
+                              * local memory, recomputed; nothing (2N x 2N) stored */
+    CLCL_LOSS_UNFUSED = 1,   /* CLBlast similarity matrix + separate kernels (comparison path) */
+    CLCL_LOSS_AUTO = 2,      /* the fastest of the three on this device at this (2N, d),
+                              * measured once and kept in the tuning file (clcl/tuning.h) */
+    CLCL_LOSS_FUSED_ROWS = 3 /* cl/contrastive.cl, CPU-shaped: each work-item a block of rows
+                              * in registers, no local memory or barriers; nothing stored */
 } clcl_loss_impl;
 
 typedef struct {
@@ -91,7 +95,8 @@ clcl_status clcl_loss_forward_backward(clcl_loss *loss, const clcl_tensor *h,
 clcl_status clcl_loss_forward(clcl_loss *loss, const clcl_tensor *h, const clcl_loss_labels *labels,
                               float tau, float theta, float *loss_value, clcl_loss_stats *stats);
 
-/* "fused, tiles 32x32x16, 2x2 per item, work-group 256, d 128, cap 0" into buf; returns buf. */
+/* "fused, tiles 32x32x16, 2x2 per item, work-group 256, ..." (or "fused rows, ..." or
+ * "unfused (CLBlast), ...") into buf; returns buf. */
 const char *clcl_loss_describe(const clcl_loss *loss, char *buf, size_t size);
 
 /* "attract" / "eliminate"; parsing is case-sensitive, an unknown name is CLCL_ERR_ARGUMENT. */
