@@ -95,6 +95,14 @@ __kernel void knl_from_nkl(__global const float *src, const int src_off, __globa
 #ifndef DIRECT_QB
 #define DIRECT_QB 7 /* consecutive outputs q of one row per work-item (1 to 8) */
 #endif
+#ifndef DIRECT_S
+#define DIRECT_S 3 /* the window's width S, fixed at build time so the loops unroll */
+#endif
+#ifndef DIRECT_STRIDE
+#define DIRECT_STRIDE 1 /* the stride, fixed at build time */
+#endif
+/* the input columns one work-item's outputs read in a row */
+#define DIRECT_SPAN ((DIRECT_QB - 1) * DIRECT_STRIDE + DIRECT_S)
 
 /* wt[(c*R + r)*S + s, k] = w[k, c, r, s] (flip 0), or for backward data, with the roles of
  * K and C exchanged and the window turned round, wt[(k*R + r)*S + s, c] =
@@ -117,8 +125,10 @@ __kernel void conv_direct_weights(__global const float *w, __global float *wt, c
 }
 
 /* One work-item: image n, output row p, outputs q0 .. q0+DIRECT_QB-1 of it and output
- * channels 8*kb .. 8*kb+7. x and y are (N, C, H, W) and (N, K, P, Q) from element x_off
- * and y_off. Global size: (ceil(Q / DIRECT_QB), P, N * Kp/8). */
+ * channels 8*kb .. 8*kb+7; each input row's DIRECT_SPAN values are loaded once. x and y are
+ * (N, C, H, W) and (N, K, P, Q) from element x_off and y_off; S and the stride are the
+ * build's DIRECT_S and DIRECT_STRIDE (the arguments must agree). Global size:
+ * (ceil(Q / DIRECT_QB), P, N * Kp/8). */
 __kernel void conv_direct(__global const float *x, const int x_off, __global const float *wt,
                           __global float *y, const int y_off, const int N, const int C, const int H,
                           const int W, const int K, const int R, const int S, const int P,
@@ -139,15 +149,18 @@ __kernel void conv_direct(__global const float *x, const int x_off, __global con
             if (h < 0 || h >= H)
                 continue;
             __global const float *line = xn + (c * H + h) * W;
-            __global const float *wrow = wt + ((c * R + r) * S) * kp + kb * 8;
-            for (int s = 0; s < S; s++) {
+            __global const float *wrow = wt + ((c * R + r) * DIRECT_S) * kp + kb * 8;
+            float span[DIRECT_SPAN];
+            for (int j = 0; j < DIRECT_SPAN; j++) {
+                const int col = q0 * DIRECT_STRIDE - pad + j;
+                const int inside = col >= 0 && col < W;
+                const float v = line[inside ? col : 0];
+                span[j] = inside ? v : 0.0f;
+            }
+            for (int s = 0; s < DIRECT_S; s++) {
                 const float8 wv = vload8(0, wrow + s * kp);
-                for (int i = 0; i < DIRECT_QB; i++) {
-                    const int col = (q0 + i) * stride - pad + s;
-                    const int inside = col >= 0 && col < W;
-                    const float v = line[inside ? col : 0];
-                    acc[i] = fma((float8)(inside ? v : 0.0f), wv, acc[i]);
-                }
+                for (int i = 0; i < DIRECT_QB; i++)
+                    acc[i] = fma((float8)(span[i * DIRECT_STRIDE + s]), wv, acc[i]);
             }
         }
     }

@@ -11,11 +11,15 @@
  * same cache set on every row. docs/layers.md says why this path and how it was
  * measured. */
 #include <stdio.h>
+#include <string.h>
+#include <time.h>
 
 #include "check.h"
 #include "clcl/gemm.h"
 #include "clcl/layers.h"
+#include "clcl/log.h"
 #include "layers_internal.h"
+#include "tuning_internal.h"
 
 /* Bytes the column matrix of one chunk may take (the permute buffer takes less or about
  * as much); also bounded by the device's largest allocation. */
@@ -258,7 +262,7 @@ static clcl_status conv_direct_run(clcl_context *ctx, clcl_pool *scratch, const 
     clcl_tensor wt = {0};
     clcl_status st = CLCL_OK;
     cl_kernel k;
-    char options[32];
+    char options[80];
 
     CLCL_TRY(clcl_pool_tensor(scratch, &wt, 2, (int[]){rows, cols}));
     CLCL_TRY_GOTO(st, clcl_context_kernel(ctx, "conv", "conv_direct_weights", NULL, &k), done);
@@ -269,7 +273,8 @@ static clcl_status conv_direct_run(clcl_context *ctx, clcl_pool *scratch, const 
                   done);
     CLCL_TRY_GOTO(st, clcl_layers_launch(ctx, k, 2, (size_t[]){(size_t)cols, (size_t)rows}), done);
 
-    snprintf(options, sizeof options, "-DDIRECT_QB=%d", qb);
+    snprintf(options, sizeof options, "-DDIRECT_QB=%d -DDIRECT_S=%d -DDIRECT_STRIDE=%d", qb, g->s,
+             stride);
     CLCL_TRY_GOTO(st, clcl_context_kernel(ctx, "conv", "conv_direct", options, &k), done);
     CLCL_TRY_GOTO(st,
                   clcl_kernel_args(
@@ -285,28 +290,14 @@ done:
     return st;
 }
 
-/* The path of this pass: the caller's choice where the direct kernel fits it, else the
- * columns. */
-static clcl_conv_algo conv_choose(const clcl_conv_options *opt, const conv_geom *g, int backward) {
-    clcl_conv_algo algo = opt ? (clcl_conv_algo)opt->algo : CLCL_CONV_AUTO;
-    if (algo == CLCL_CONV_DIRECT && direct_fits(g, backward))
-        return CLCL_CONV_DIRECT;
-    return CLCL_CONV_COLUMNS;
-}
-
-clcl_status clcl_conv2d_forward_with(clcl_context *ctx, clcl_pool *scratch, const clcl_tensor *x,
-                                     const clcl_tensor *w, int stride, int pad, clcl_tensor *y,
-                                     const clcl_conv_options *opt) {
-    const char *fn = "conv2d_forward";
+/* The forward pass by the columns, a chunk of images per GEMM. */
+static clcl_status conv_forward_columns(clcl_context *ctx, clcl_pool *scratch, const char *fn,
+                                        const clcl_conv_options *opt, conv_geom g,
+                                        const clcl_tensor *x, const clcl_tensor *w,
+                                        const clcl_tensor *y) {
     clcl_tensor col = {0}, t = {0};
-    conv_geom g;
     clcl_status st = CLCL_OK;
 
-    CLCL_TRY(conv_geometry(fn, "x", x, "w", w, "y", y, stride, pad, &g));
-    if (!scratch)
-        return clcl_fail(CLCL_ERR_ARGUMENT, "%s: scratch pool is NULL; pass a clcl_pool", fn);
-    if (conv_choose(opt, &g, 0) == CLCL_CONV_DIRECT)
-        return conv_direct_run(ctx, scratch, &g, 0, x->buf, w->buf, y->buf);
     CLCL_TRY(conv_plan(ctx, fn, opt, &g));
     CLCL_TRY(conv_buffers(fn, scratch, &g, &col, &t));
     const int crs = g.c * g.r * g.s, pq = g.p * g.q;
@@ -330,19 +321,14 @@ done:
     return st;
 }
 
-clcl_status clcl_conv2d_backward_data_with(clcl_context *ctx, clcl_pool *scratch,
-                                           const clcl_tensor *dy, const clcl_tensor *w, int stride,
-                                           int pad, clcl_tensor *dx, const clcl_conv_options *opt) {
-    const char *fn = "conv2d_backward_data";
+/* The backward data pass by the columns. */
+static clcl_status conv_data_columns(clcl_context *ctx, clcl_pool *scratch, const char *fn,
+                                     const clcl_conv_options *opt, conv_geom g,
+                                     const clcl_tensor *dy, const clcl_tensor *w,
+                                     const clcl_tensor *dx) {
     clcl_tensor col = {0}, t = {0};
-    conv_geom g;
     clcl_status st = CLCL_OK;
 
-    CLCL_TRY(conv_geometry(fn, "dx", dx, "w", w, "dy", dy, stride, pad, &g));
-    if (!scratch)
-        return clcl_fail(CLCL_ERR_ARGUMENT, "%s: scratch pool is NULL; pass a clcl_pool", fn);
-    if (conv_choose(opt, &g, 1) == CLCL_CONV_DIRECT)
-        return conv_direct_run(ctx, scratch, &g, 1, dy->buf, w->buf, dx->buf);
     CLCL_TRY(conv_plan(ctx, fn, opt, &g));
     CLCL_TRY(conv_buffers(fn, scratch, &g, &col, &t));
     const int crs = g.c * g.r * g.s, pq = g.p * g.q;
@@ -365,6 +351,109 @@ clcl_status clcl_conv2d_backward_data_with(clcl_context *ctx, clcl_pool *scratch
 done:
     conv_release(scratch, &col, &t);
     return st;
+}
+
+/* A forward (data 0) or backward data (data 1) pass by one path: in is x or dy, out y or dx. */
+static clcl_status conv_pass(clcl_context *ctx, clcl_pool *scratch, const char *fn,
+                             const clcl_conv_options *opt, const conv_geom *g, int data, int direct,
+                             const clcl_tensor *in, const clcl_tensor *w, const clcl_tensor *out) {
+    if (direct)
+        return conv_direct_run(ctx, scratch, g, data, in->buf, w->buf, out->buf);
+    return data ? conv_data_columns(ctx, scratch, fn, opt, *g, in, w, out)
+                : conv_forward_columns(ctx, scratch, fn, opt, *g, in, w, out);
+}
+
+static double conv_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+/* Device milliseconds of one run of a path, queue drained before and after. */
+static clcl_status conv_time(clcl_context *ctx, clcl_pool *scratch, const char *fn,
+                             const clcl_conv_options *opt, const conv_geom *g, int data, int direct,
+                             const clcl_tensor *in, const clcl_tensor *w, const clcl_tensor *out,
+                             double *ms) {
+    CLCL_TRY(clcl_finish(ctx));
+    double t0 = conv_now_ms();
+    CLCL_TRY(conv_pass(ctx, scratch, fn, opt, g, data, direct, in, w, out));
+    CLCL_TRY(clcl_finish(ctx));
+    double t = conv_now_ms() - t0;
+    if (*ms < 0 || t < *ms)
+        *ms = t;
+    return CLCL_OK;
+}
+
+/* Whether this pass runs the direct kernel: where it fits, as the caller asks, or under
+ * CLCL_CONV_AUTO as the tuning table says; a shape not yet there is measured on the
+ * caller's own tensors (both paths once to warm up, then twice each, the minimum kept)
+ * and the faster path recorded. A forced GEMM backend (CLCL_GEMM) means the columns,
+ * unmeasured. */
+static clcl_status conv_choose(clcl_context *ctx, clcl_pool *scratch, const char *fn,
+                               const clcl_conv_options *opt, const conv_geom *g, int data,
+                               const clcl_tensor *in, const clcl_tensor *w, const clcl_tensor *out,
+                               int *direct) {
+    clcl_conv_algo algo = opt ? (clcl_conv_algo)opt->algo : CLCL_CONV_AUTO;
+    *direct = 0;
+    if (!direct_fits(g, data) || algo == CLCL_CONV_COLUMNS)
+        return CLCL_OK;
+    if (algo == CLCL_CONV_DIRECT) {
+        *direct = 1;
+        return CLCL_OK;
+    }
+    if (strcmp(tuning_gemm_mode(), "auto") != 0)
+        return CLCL_OK;
+    tuning_conv_entry e = {
+        .key = {data, g->n, g->c, g->h, g->w, g->k, g->r, g->s, g->stride, g->pad},
+        .ms_direct = -1,
+        .ms_columns = -1};
+    if (tuning_conv_find(ctx, &e.key, &e)) {
+        *direct = e.direct;
+        return CLCL_OK;
+    }
+    double warm = -1;
+    CLCL_TRY(conv_time(ctx, scratch, fn, opt, g, data, 0, in, w, out, &warm));
+    CLCL_TRY(conv_time(ctx, scratch, fn, opt, g, data, 1, in, w, out, &warm));
+    for (int rep = 0; rep < 2; rep++) {
+        CLCL_TRY(conv_time(ctx, scratch, fn, opt, g, data, 0, in, w, out, &e.ms_columns));
+        CLCL_TRY(conv_time(ctx, scratch, fn, opt, g, data, 1, in, w, out, &e.ms_direct));
+    }
+    e.direct = e.ms_direct < e.ms_columns;
+    CLCL_LOG_DEBUG("conv",
+                   "%s n %d c %d %dx%d k %d %dx%d stride %d pad %d: direct %.3f ms, "
+                   "columns %.3f ms",
+                   data ? "backward data" : "forward", g->n, g->c, g->h, g->w, g->k, g->r, g->s,
+                   g->stride, g->pad, e.ms_direct, e.ms_columns);
+    tuning_conv_entry kept;
+    tuning_conv_store(ctx, &e, &kept);
+    *direct = kept.direct;
+    return CLCL_OK;
+}
+
+clcl_status clcl_conv2d_forward_with(clcl_context *ctx, clcl_pool *scratch, const clcl_tensor *x,
+                                     const clcl_tensor *w, int stride, int pad, clcl_tensor *y,
+                                     const clcl_conv_options *opt) {
+    const char *fn = "conv2d_forward";
+    conv_geom g;
+    int direct;
+    CLCL_TRY(conv_geometry(fn, "x", x, "w", w, "y", y, stride, pad, &g));
+    if (!scratch)
+        return clcl_fail(CLCL_ERR_ARGUMENT, "%s: scratch pool is NULL; pass a clcl_pool", fn);
+    CLCL_TRY(conv_choose(ctx, scratch, fn, opt, &g, 0, x, w, y, &direct));
+    return conv_pass(ctx, scratch, fn, opt, &g, 0, direct, x, w, y);
+}
+
+clcl_status clcl_conv2d_backward_data_with(clcl_context *ctx, clcl_pool *scratch,
+                                           const clcl_tensor *dy, const clcl_tensor *w, int stride,
+                                           int pad, clcl_tensor *dx, const clcl_conv_options *opt) {
+    const char *fn = "conv2d_backward_data";
+    conv_geom g;
+    int direct;
+    CLCL_TRY(conv_geometry(fn, "dx", dx, "w", w, "dy", dy, stride, pad, &g));
+    if (!scratch)
+        return clcl_fail(CLCL_ERR_ARGUMENT, "%s: scratch pool is NULL; pass a clcl_pool", fn);
+    CLCL_TRY(conv_choose(ctx, scratch, fn, opt, &g, 1, dy, w, dx, &direct));
+    return conv_pass(ctx, scratch, fn, opt, &g, 1, direct, dy, w, dx);
 }
 
 clcl_status clcl_conv2d_backward_weights_with(clcl_context *ctx, clcl_pool *scratch,

@@ -8,6 +8,8 @@
  *     gemm <ta> <tb> <m> <n> <k> <lda> <ldb> <ldc> <aligned> own|clblast
  *          <tm> <vw> <nv> <dot_tm> <dot_tn> <lx> <ly> <ms_own> <ms_clblast> auto|tuned
  *     loss <2N> <d> fused|unfused <ms_fused> <ms_unfused>
+ *     conv forward|data <n> <c> <h> <w> <k> <r> <s> <stride> <pad> direct|columns
+ *          <ms_direct> <ms_columns>
  *
  * (each gemm record on one line). Times are informative; -1 means not measured. Writers
  * hold an fcntl lock on "<file>.lock" while they merge and rewrite, and the first record
@@ -38,6 +40,11 @@ typedef struct {
     int measured;
 } loss_slot;
 
+typedef struct {
+    tuning_conv_entry e;
+    int measured;
+} conv_slot;
+
 typedef struct tuning_table {
     struct tuning_table *next;
     char device[160]; /* sanitised device name */
@@ -52,6 +59,8 @@ typedef struct tuning_table {
     int index_size; /* a power of two, at least twice n_gemm; 0 before the first record */
     loss_slot *loss;
     int n_loss, cap_loss;
+    conv_slot *conv;
+    int n_conv, cap_conv;
 } tuning_table;
 
 static pthread_mutex_t tuning_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -171,6 +180,30 @@ static loss_slot *loss_lookup(tuning_table *t, int n2, int dim) {
     return NULL;
 }
 
+static conv_slot *conv_lookup(tuning_table *t, const tuning_conv_key *key) {
+    for (int i = 0; i < t->n_conv; i++)
+        if (!memcmp(&t->conv[i].e.key, key, sizeof *key))
+            return &t->conv[i];
+    return NULL;
+}
+
+static int conv_put(tuning_table *t, const tuning_conv_entry *e, int measured) {
+    conv_slot *s = conv_lookup(t, &e->key);
+    if (!s) {
+        if (t->n_conv == t->cap_conv) {
+            int cap = t->cap_conv ? 2 * t->cap_conv : 32;
+            conv_slot *p = realloc(t->conv, (size_t)cap * sizeof *p);
+            if (!p)
+                return 0;
+            t->conv = p, t->cap_conv = cap;
+        }
+        s = &t->conv[t->n_conv++];
+    }
+    s->e = *e;
+    s->measured = measured;
+    return 1;
+}
+
 /* Adds or replaces; 0 when out of memory. */
 static int gemm_put(tuning_table *t, const tuning_gemm_entry *e, int measured) {
     gemm_slot *s = gemm_lookup(t, &e->key);
@@ -251,11 +284,33 @@ static int parse_loss(const char *line, tuning_loss_entry *e) {
     return 1;
 }
 
+static int parse_conv(const char *line, tuning_conv_entry *e) {
+    char dir[16], path[16];
+    tuning_conv_key *k = &e->key;
+    int used = 0;
+    memset(e, 0, sizeof *e);
+    int got = sscanf(line, "conv %15s %d %d %d %d %d %d %d %d %d %15s %lf %lf %n", dir, &k->n,
+                     &k->c, &k->h, &k->w, &k->k, &k->r, &k->s, &k->stride, &k->pad, path,
+                     &e->ms_direct, &e->ms_columns, &used);
+    if (got != 13 || line[used] != '\0')
+        return 0;
+    if (k->n < 1 || k->c < 1 || k->h < 1 || k->w < 1 || k->k < 1 || k->r < 1 || k->s < 1 ||
+        k->stride < 1 || k->pad < 0)
+        return 0;
+    if ((strcmp(dir, "forward") && strcmp(dir, "data")) ||
+        (strcmp(path, "direct") && strcmp(path, "columns")))
+        return 0;
+    k->data = strcmp(dir, "data") == 0;
+    e->direct = strcmp(path, "direct") == 0;
+    return 1;
+}
+
 /* One line into t; NULL when fine, else what is wrong with it. */
 static const char *parse_line(tuning_table *t, char *line, int number) {
     char word[200];
     tuning_gemm_entry g;
     tuning_loss_entry l;
+    tuning_conv_entry c;
 
     line[strcspn(line, "\r\n")] = '\0';
     if (number == 1)
@@ -273,6 +328,10 @@ static const char *parse_line(tuning_table *t, char *line, int number) {
     if (strncmp(line, "loss ", 5) == 0)
         return !parse_loss(line, &l) ? "malformed loss record"
                : !loss_put(t, &l, 0) ? "out of memory"
+                                     : NULL;
+    if (strncmp(line, "conv ", 5) == 0)
+        return !parse_conv(line, &c) ? "malformed conv record"
+               : !conv_put(t, &c, 0) ? "out of memory"
                                      : NULL;
     return "unknown record";
 }
@@ -310,6 +369,7 @@ static void load_file(tuning_table *t) {
                       t->path, number, bad);
         gemm_clear(t);
         t->n_loss = 0;
+        t->n_conv = 0;
         t->file_ignored = 1;
         return;
     }
@@ -361,6 +421,13 @@ static void write_records(const tuning_table *t, FILE *f) {
         const tuning_loss_entry *e = &t->loss[i].e;
         fprintf(f, "loss %d %d %s %.4f %.4f\n", e->n2, e->dim, e->fused ? "fused" : "unfused",
                 e->ms_fused, e->ms_unfused);
+    }
+    for (int i = 0; i < t->n_conv; i++) {
+        const tuning_conv_entry *e = &t->conv[i].e;
+        const tuning_conv_key *k = &e->key;
+        fprintf(f, "conv %s %d %d %d %d %d %d %d %d %d %s %.4f %.4f\n",
+                k->data ? "data" : "forward", k->n, k->c, k->h, k->w, k->k, k->r, k->s, k->stride,
+                k->pad, e->direct ? "direct" : "columns", e->ms_direct, e->ms_columns);
     }
 }
 
@@ -414,9 +481,17 @@ static void save(tuning_table *t, const tuning_gemm_key *forced) {
         else
             mine->e = other.loss[i].e;
     }
+    for (int i = 0; i < other.n_conv; i++) {
+        conv_slot *mine = conv_lookup(t, &other.conv[i].e.key);
+        if (!mine)
+            conv_put(t, &other.conv[i].e, 0);
+        else
+            mine->e = other.conv[i].e;
+    }
     free(other.gemm);
     free(other.index);
     free(other.loss);
+    free(other.conv);
 
     clcl_status st = clcl_atomic_open(&af, t->path);
     if (st == CLCL_OK) {
@@ -458,6 +533,32 @@ int tuning_loss_find(clcl_context *ctx, int n2, int dim, tuning_loss_entry *out)
     }
     pthread_mutex_unlock(&tuning_lock);
     return found;
+}
+
+int tuning_conv_find(clcl_context *ctx, const tuning_conv_key *key, tuning_conv_entry *out) {
+    int found = 0;
+    pthread_mutex_lock(&tuning_lock);
+    tuning_table *t = table_of(ctx);
+    conv_slot *s = t ? conv_lookup(t, key) : NULL;
+    if (s) {
+        *out = s->e;
+        found = 1;
+    }
+    pthread_mutex_unlock(&tuning_lock);
+    return found;
+}
+
+void tuning_conv_store(clcl_context *ctx, const tuning_conv_entry *e, tuning_conv_entry *out) {
+    *out = *e;
+    pthread_mutex_lock(&tuning_lock);
+    tuning_table *t = table_of(ctx);
+    if (t && conv_put(t, e, 1)) {
+        save(t, NULL);
+        conv_slot *s = conv_lookup(t, &e->key);
+        if (s)
+            *out = s->e;
+    }
+    pthread_mutex_unlock(&tuning_lock);
 }
 
 void tuning_gemm_store(clcl_context *ctx, const tuning_gemm_entry *e, int disqualified,
@@ -517,6 +618,11 @@ clcl_status clcl_tuning_summarize(clcl_context *ctx, clcl_tuning_summary *out) {
         out->loss_from_file += !t->loss[i].measured;
         out->loss_fused += t->loss[i].e.fused;
     }
+    for (int i = 0; i < t->n_conv; i++) {
+        out->conv_measured += t->conv[i].measured;
+        out->conv_from_file += !t->conv[i].measured;
+        out->conv_direct += t->conv[i].e.direct;
+    }
     pthread_mutex_unlock(&tuning_lock);
     return CLCL_OK;
 }
@@ -524,9 +630,11 @@ clcl_status clcl_tuning_summarize(clcl_context *ctx, clcl_tuning_summary *out) {
 const char *clcl_tuning_describe(const clcl_tuning_summary *s, char *buf, size_t size) {
     snprintf(buf, size,
              "GEMM %s: %d shapes from the file, %d measured, %d on our kernel, %d disqualified; "
-             "loss: %d from the file, %d measured, %d fused; file %s%s",
+             "loss: %d from the file, %d measured, %d fused; conv: %d from the file, %d measured, "
+             "%d direct; file %s%s",
              s->gemm_mode, s->gemm_from_file, s->gemm_measured, s->gemm_own, s->gemm_disqualified,
-             s->loss_from_file, s->loss_measured, s->loss_fused, s->path[0] ? s->path : "(none)",
+             s->loss_from_file, s->loss_measured, s->loss_fused, s->conv_from_file,
+             s->conv_measured, s->conv_direct, s->path[0] ? s->path : "(none)",
              s->file_ignored ? " (ignored: corrupt or another device's)" : "");
     return buf;
 }
@@ -546,6 +654,7 @@ clcl_status clcl_tuning_reload(clcl_context *ctx) {
     if (t) {
         gemm_clear(t);
         t->n_loss = 0;
+        t->n_conv = 0;
         t->file_ignored = t->disqualified = 0;
         st = resolve_path(t, t->path, sizeof t->path);
         load_file(t);

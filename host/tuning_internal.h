@@ -30,6 +30,18 @@ typedef struct {
     double ms_fused, ms_unfused;
 } tuning_loss_entry;
 
+/* A convolution pass's path: the direct kernel or the columns (host/conv.c). */
+typedef struct {
+    int data; /* 0: forward, 1: backward data */
+    int n, c, h, w, k, r, s, stride, pad;
+} tuning_conv_key;
+
+typedef struct {
+    tuning_conv_key key;
+    int direct; /* 1: the direct kernel, 0: the columns */
+    double ms_direct, ms_columns;
+} tuning_conv_entry;
+
 tuning_gemm_key tuning_gemm_key_of(const clcl_gemm_args *g);
 int tuning_gemm_key_equal(const tuning_gemm_key *a, const tuning_gemm_key *b);
 
@@ -42,6 +54,7 @@ const char *tuning_gemm_mode(void);
 /* The decision for key on ctx's device: 1 and *out when there is one, 0 when not. */
 int tuning_gemm_find(clcl_context *ctx, const tuning_gemm_key *key, tuning_gemm_entry *out);
 int tuning_loss_find(clcl_context *ctx, int n2, int dim, tuning_loss_entry *out);
+int tuning_conv_find(clcl_context *ctx, const tuning_conv_key *key, tuning_conv_entry *out);
 
 /* Records a measured decision, counts it as measured and writes the file, under a lock
  * on "<file>.lock" against other processes. Where the file already holds a decision for
@@ -51,6 +64,7 @@ int tuning_loss_find(clcl_context *ctx, int n2, int dim, tuning_loss_entry *out)
 void tuning_gemm_store(clcl_context *ctx, const tuning_gemm_entry *e, int disqualified,
                        tuning_gemm_entry *out);
 void tuning_loss_store(clcl_context *ctx, const tuning_loss_entry *e, tuning_loss_entry *out);
+void tuning_conv_store(clcl_context *ctx, const tuning_conv_entry *e, tuning_conv_entry *out);
 
 /* ---- for the tuner (host/cmd_tune.c) ------------------------------------------------- */
 

@@ -14,6 +14,7 @@
 #include <criterion/criterion.h>
 
 #include "clcl/layers.h"
+#include "clcl/tuning.h"
 #include "layers_internal.h"
 #include "support.h"
 #include "support_layers.h"
@@ -204,6 +205,54 @@ Test(conv, direct_kernel) {
     conv_case_direct(ctx, GEOM(3, 5, 5, 5, 4, 1, 1, 1, 1), 39);
     conv_case_direct(ctx, GEOM(2, 4, 4, 4, 16, 3, 3, 1, 1), 40);
     conv_case_direct(ctx, GEOM(2, 4, 1, 1, 8, 3, 3, 1, 1), 41);
+    clcl_context_free(ctx);
+}
+
+/* The conv records of the tuning file that hold `text`. */
+static int count_records(const char *path, const char *text) {
+    char line[512];
+    int n = 0;
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "cannot read %s", path);
+    while (fgets(line, sizeof line, f))
+        n += strncmp(line, "conv ", 5) == 0 && strstr(line, text) != NULL;
+    fclose(f);
+    return n;
+}
+
+static clcl_tuning_summary summary(clcl_context *ctx) {
+    clcl_tuning_summary s;
+    cr_assert_eq(clcl_tuning_summarize(ctx, &s), CLCL_OK, "%s", clcl_last_error());
+    return s;
+}
+
+/* The default path: measured the first time a pass is met (forward; backward data only
+ * where the direct kernel fits it), right either way, written to the tuning file; after a
+ * reload taken from the file, nothing measured again. */
+Test(conv, auto_path_measured_once_and_kept) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/tuning.txt", test_temp_dir("conv-auto"));
+    setenv("CLCL_TUNING_FILE", path, 1);
+    unsetenv("CLCL_GEMM");
+    clcl_context *ctx = test_context();
+    cr_assert_eq(clcl_tuning_reload(ctx), CLCL_OK, "%s", clcl_last_error());
+    const clcl_conv_options autopath = {.algo = CLCL_CONV_AUTO};
+
+    conv_case_opt(ctx, GEOM(2, 8, 12, 12, 8, 3, 3, 1, 1), autopath, 43);
+    conv_case_opt(ctx, GEOM(2, 8, 12, 12, 16, 3, 3, 2, 1), autopath, 44);
+    clcl_tuning_summary s = summary(ctx);
+    cr_expect_eq(s.conv_measured, 3, "forward twice and one stride-1 backward data pass");
+    cr_expect_eq(s.conv_from_file, 0);
+    cr_expect_eq(count_records(path, "forward 2 8 12 12 8 3 3 1 1 "), 1);
+    cr_expect_eq(count_records(path, "data 2 8 12 12 8 3 3 1 1 "), 1);
+    cr_expect_eq(count_records(path, "forward 2 8 12 12 16 3 3 2 1 "), 1);
+    cr_expect_eq(count_records(path, "data 2 8 12 12 16 3 3 2 1 "), 0);
+
+    cr_assert_eq(clcl_tuning_reload(ctx), CLCL_OK, "%s", clcl_last_error());
+    conv_case_opt(ctx, GEOM(2, 8, 12, 12, 8, 3, 3, 1, 1), autopath, 45);
+    s = summary(ctx);
+    cr_expect_eq(s.conv_measured, 0, "measured again after a reload");
+    cr_expect_eq(s.conv_from_file, 3);
     clcl_context_free(ctx);
 }
 

@@ -35,6 +35,9 @@ typedef struct {
     int loss_from_file;    /* loss decisions read from the file */
     int loss_measured;     /* loss decisions measured by this process */
     int loss_fused;        /* of all loss decisions, how many run the fused kernels */
+    int conv_from_file;    /* convolution pass decisions (direct kernel or columns) read */
+    int conv_measured;     /* ... measured by this process */
+    int conv_direct;       /* of all convolution decisions, how many run the direct kernel */
 } clcl_tuning_summary;
 
 /* What the decision table of ctx's device holds (loading the file if not yet done). */
