@@ -232,22 +232,34 @@ static double loss_now_ms(void) {
 }
 
 /* One implementation at tau 0.2, theta 2 (no detection) on h: the loss, dh (host, n2 * dim
- * floats) and the best of up to 3 timed calls after the first (ms). */
+ * floats) and the best of up to 3 timed calls after the first (ms). When bound_ms > 0 and
+ * the first call took over LOSS_BOUND_FACTOR times as long (and over LOSS_BOUND_MS, so that a
+ * first call's build time cannot decide), that call's time is *best, an upper bound: the
+ * implementation has lost anyway. */
+#define LOSS_BOUND_FACTOR 10
+#define LOSS_BOUND_MS     1000
+
 static clcl_status loss_trial(clcl_context *ctx, const clcl_tensor *h, const clcl_loss_config *cfg,
-                              float *value, float *dh_host, double *best) {
+                              double bound_ms, float *value, float *dh_host, double *best) {
     clcl_loss *loss = NULL;
     clcl_tensor dh = {0};
     clcl_status st;
 
     CLCL_TRY(clcl_loss_create(ctx, h->shape[0], h->shape[1], cfg, &loss));
     CLCL_TRY_GOTO(st, clcl_tensor_create(ctx, &dh, 2, h->shape), done);
+    double t0 = loss_now_ms();
     CLCL_TRY_GOTO(st, clcl_loss_forward_backward(loss, h, NULL, 0.2f, 2.0f, value, &dh, NULL),
                   done);
+    double first = loss_now_ms() - t0;
     CLCL_TRY_GOTO(st, clcl_tensor_read(ctx, &dh, dh_host), done);
     *best = -1;
+    if (bound_ms > 0 && first > LOSS_BOUND_FACTOR * bound_ms && first > LOSS_BOUND_MS) {
+        *best = first;
+        goto done;
+    }
     for (int r = 0, spent = 0; r < 3 && spent < 300; r++) {
         float v;
-        double t0 = loss_now_ms();
+        t0 = loss_now_ms();
         CLCL_TRY_GOTO(st, clcl_loss_forward_backward(loss, h, NULL, 0.2f, 2.0f, &v, &dh, NULL),
                       done);
         double ms = loss_now_ms() - t0;
@@ -290,36 +302,71 @@ static clcl_status loss_seeded_rows(clcl_context *ctx, int n2, int dim, clcl_ten
     return st;
 }
 
-/* Both implementations on seeded rows; unfused must run and agree with fused to win. */
+/* Every implementation on seeded rows, the row blocks first, then unfused, then the tiles
+ * (each bounded by the best so far); the tiled kernels' result is the reference that the
+ * others must agree with to be chosen, and the fastest of those wins. */
 static clcl_status loss_measure(clcl_context *ctx, int n2, int dim, const clcl_loss_config *config,
                                 tuning_loss_entry *e) {
-    clcl_loss_config cf = *config, cu = *config;
+    static const clcl_loss_impl order[3] = {CLCL_LOSS_FUSED_ROWS, CLCL_LOSS_UNFUSED,
+                                            CLCL_LOSS_FUSED};
+    static const char *names[3] = {"fused rows", "unfused", "fused tiles"};
     clcl_tensor h = {0};
-    float vf = 0, vu = 0;
+    float v[3] = {0};
+    int ran[3] = {0};
     size_t n = (size_t)n2 * dim;
-    float *df = malloc(n * sizeof *df), *du = malloc(n * sizeof *du);
-    clcl_status st = df && du ? loss_seeded_rows(ctx, n2, dim, &h)
-                              : clcl_fail(CLCL_ERR_NO_MEMORY, "loss tuning: out of host memory");
+    float *dh = malloc(3 * n * sizeof *dh);
+    clcl_status st = dh ? loss_seeded_rows(ctx, n2, dim, &h)
+                        : clcl_fail(CLCL_ERR_NO_MEMORY, "loss tuning: out of host memory");
 
-    *e = (tuning_loss_entry){.n2 = n2, .dim = dim, .fused = 1, .ms_fused = -1, .ms_unfused = -1};
-    cf.impl = CLCL_LOSS_FUSED, cu.impl = CLCL_LOSS_UNFUSED;
-    if (st == CLCL_OK)
-        st = loss_trial(ctx, &h, &cf, &vf, df, &e->ms_fused);
-    if (st == CLCL_OK) {
-        if (loss_trial(ctx, &h, &cu, &vu, du, &e->ms_unfused) != CLCL_OK)
-            CLCL_LOG_WARN("loss", "unfused loss failed at 2N %d d %d: %s", n2, dim,
+    *e = (tuning_loss_entry){.n2 = n2,
+                             .dim = dim,
+                             .impl = CLCL_LOSS_FUSED,
+                             .ms_fused = -1,
+                             .ms_unfused = -1,
+                             .ms_rows = -1};
+    double *ms[3] = {&e->ms_rows, &e->ms_unfused, &e->ms_fused}, bound = -1;
+    for (int c = 0; c < 3 && st == CLCL_OK; c++) {
+        clcl_loss_config cfg = *config;
+        cfg.impl = order[c];
+        clcl_status tried = loss_trial(ctx, &h, &cfg, bound, &v[c], dh + c * n, ms[c]);
+        if (tried != CLCL_OK && order[c] == CLCL_LOSS_FUSED) {
+            st = tried;
+        } else if (tried != CLCL_OK) {
+            CLCL_LOG_WARN("loss", "%s loss failed at 2N %d d %d: %s", names[c], n2, dim,
                           clcl_last_error());
-        else if (!loss_results_agree(vf, df, vu, du, n))
+            *ms[c] = -1;
+        } else {
+            ran[c] = 1;
+            bound = bound < 0 || *ms[c] < bound ? *ms[c] : bound;
+        }
+    }
+
+    /* the fastest of those that agree with the tiles */
+    for (int c = 0; c < 2 && st == CLCL_OK; c++) {
+        if (!ran[c])
+            continue;
+        if (!loss_results_agree(v[2], dh + 2 * n, v[c], dh + c * n, n)) {
             CLCL_LOG_WARN("loss",
-                          "unfused loss disagrees with the fused one at 2N %d d %d "
-                          "(%g against %g); keeping fused",
-                          n2, dim, (double)vu, (double)vf);
-        else
-            e->fused = e->ms_fused <= e->ms_unfused;
+                          "%s loss disagrees with the fused tiles at 2N %d d %d (%g against %g); "
+                          "not chosen",
+                          names[c], n2, dim, (double)v[c], (double)v[2]);
+            continue;
+        }
+        double best = e->impl == CLCL_LOSS_FUSED     ? e->ms_fused
+                      : e->impl == CLCL_LOSS_UNFUSED ? e->ms_unfused
+                                                     : e->ms_rows;
+        if (*ms[c] < best)
+            e->impl = order[c];
     }
     clcl_tensor_free(&h);
-    free(df), free(du);
+    free(dh);
     return st;
+}
+
+static const char *impl_name(clcl_loss_impl impl) {
+    return impl == CLCL_LOSS_FUSED        ? "fused tiles"
+           : impl == CLCL_LOSS_FUSED_ROWS ? "fused rows"
+                                          : "unfused";
 }
 
 /* The implementation CLCL_LOSS_AUTO stands for at (2N, d) on ctx's device. */
@@ -328,12 +375,13 @@ static clcl_status loss_choose(clcl_context *ctx, int n2, int dim, const clcl_lo
     tuning_loss_entry e, kept;
     if (!tuning_loss_find(ctx, n2, dim, &e)) {
         CLCL_TRY(loss_measure(ctx, n2, dim, config, &e));
-        CLCL_LOG_INFO("loss", "2N %d d %d: fused %.3f ms, unfused %.3f ms -> %s", n2, dim,
-                      e.ms_fused, e.ms_unfused, e.fused ? "fused" : "unfused");
+        CLCL_LOG_INFO("loss",
+                      "2N %d d %d: fused tiles %.3f ms, fused rows %.3f ms, unfused %.3f ms -> %s",
+                      n2, dim, e.ms_fused, e.ms_rows, e.ms_unfused, impl_name(e.impl));
         tuning_loss_store(ctx, &e, &kept);
         e = kept;
     }
-    *impl = e.fused ? CLCL_LOSS_FUSED : CLCL_LOSS_UNFUSED;
+    *impl = e.impl;
     return CLCL_OK;
 }
 

@@ -7,11 +7,13 @@
  *     driver <sanitised driver version>
  *     gemm <ta> <tb> <m> <n> <k> <lda> <ldb> <ldc> <aligned> own|clblast
  *          <tm> <vw> <nv> <dot_tm> <dot_tn> <lx> <ly> <ms_own> <ms_clblast> auto|tuned
- *     loss <2N> <d> fused|unfused <ms_fused> <ms_unfused>
+ *     loss <2N> <d> fused|fused-rows|unfused <ms_fused> <ms_unfused> <ms_rows>
  *     conv forward|data <n> <c> <h> <w> <k> <r> <s> <stride> <pad> direct|columns
  *          <ms_direct> <ms_columns>
  *
- * (each gemm record on one line). Times are informative; -1 means not measured. Writers
+ * (each gemm record on one line). Times are informative; -1 means not measured. A loss
+ * record without <ms_rows> (written before the row-block kernels existed) is skipped, so
+ * that shape is measured again. Writers
  * hold an fcntl lock on "<file>.lock" while they merge and rewrite, and the first record
  * for a key wins (a later process adopts it), so processes sharing the file agree. */
 #include <ctype.h>
@@ -271,17 +273,33 @@ static int parse_gemm(const char *line, tuning_gemm_entry *e) {
     return e->backend == TUNING_CLBLAST || tuning_gemm_params_valid(p);
 }
 
+static const char *loss_impl_word(clcl_loss_impl impl) {
+    return impl == CLCL_LOSS_FUSED        ? "fused"
+           : impl == CLCL_LOSS_FUSED_ROWS ? "fused-rows"
+                                          : "unfused";
+}
+
+/* 1: a record, 0: malformed, -1: a record of the older form without <ms_rows> (skipped). */
 static int parse_loss(const char *line, tuning_loss_entry *e) {
+    static const clcl_loss_impl impls[] = {CLCL_LOSS_FUSED, CLCL_LOSS_FUSED_ROWS,
+                                           CLCL_LOSS_UNFUSED};
     char impl[16];
-    int used = 0;
+    int used = 0, old = 0;
     int got = sscanf(line, "loss %d %d %15s %lf %lf %n", &e->n2, &e->dim, impl, &e->ms_fused,
-                     &e->ms_unfused, &used);
-    if (got != 5 || line[used] != '\0' || e->n2 < 2 || e->dim < 1)
+                     &e->ms_unfused, &old);
+    if (got == 5 && line[old] == '\0')
+        return -1;
+    got = sscanf(line, "loss %d %d %15s %lf %lf %lf %n", &e->n2, &e->dim, impl, &e->ms_fused,
+                 &e->ms_unfused, &e->ms_rows, &used);
+    if (got != 6 || line[used] != '\0' || e->n2 < 2 || e->dim < 1)
         return 0;
-    if (strcmp(impl, "fused") != 0 && strcmp(impl, "unfused") != 0)
-        return 0;
-    e->fused = strcmp(impl, "fused") == 0;
-    return 1;
+    for (size_t i = 0; i < sizeof impls / sizeof impls[0]; i++) {
+        if (strcmp(impl, loss_impl_word(impls[i])) == 0) {
+            e->impl = impls[i];
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static int parse_conv(const char *line, tuning_conv_entry *e) {
@@ -325,10 +343,12 @@ static const char *parse_line(tuning_table *t, char *line, int number) {
         return !parse_gemm(line, &g) ? "malformed gemm record"
                : !gemm_put(t, &g, 0) ? "out of memory"
                                      : NULL;
-    if (strncmp(line, "loss ", 5) == 0)
-        return !parse_loss(line, &l) ? "malformed loss record"
-               : !loss_put(t, &l, 0) ? "out of memory"
-                                     : NULL;
+    if (strncmp(line, "loss ", 5) == 0) {
+        int got = parse_loss(line, &l);
+        return got == 0                         ? "malformed loss record"
+               : got > 0 && !loss_put(t, &l, 0) ? "out of memory"
+                                                : NULL;
+    }
     if (strncmp(line, "conv ", 5) == 0)
         return !parse_conv(line, &c) ? "malformed conv record"
                : !conv_put(t, &c, 0) ? "out of memory"
@@ -419,8 +439,8 @@ static void write_records(const tuning_table *t, FILE *f) {
     }
     for (int i = 0; i < t->n_loss; i++) {
         const tuning_loss_entry *e = &t->loss[i].e;
-        fprintf(f, "loss %d %d %s %.4f %.4f\n", e->n2, e->dim, e->fused ? "fused" : "unfused",
-                e->ms_fused, e->ms_unfused);
+        fprintf(f, "loss %d %d %s %.4f %.4f %.4f\n", e->n2, e->dim, loss_impl_word(e->impl),
+                e->ms_fused, e->ms_unfused, e->ms_rows);
     }
     for (int i = 0; i < t->n_conv; i++) {
         const tuning_conv_entry *e = &t->conv[i].e;
@@ -616,7 +636,7 @@ clcl_status clcl_tuning_summarize(clcl_context *ctx, clcl_tuning_summary *out) {
     for (int i = 0; i < t->n_loss; i++) {
         out->loss_measured += t->loss[i].measured;
         out->loss_from_file += !t->loss[i].measured;
-        out->loss_fused += t->loss[i].e.fused;
+        out->loss_fused += t->loss[i].e.impl != CLCL_LOSS_UNFUSED;
     }
     for (int i = 0; i < t->n_conv; i++) {
         out->conv_measured += t->conv[i].measured;

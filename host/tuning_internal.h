@@ -3,6 +3,7 @@
 #define CLCL_TUNING_INTERNAL_H
 
 #include "clcl/gemm.h"
+#include "clcl/loss.h"
 #include "clcl/tuning.h"
 
 typedef enum { TUNING_CLBLAST = 0, TUNING_OWN = 1 } tuning_gemm_backend;
@@ -26,8 +27,8 @@ typedef struct {
 
 typedef struct {
     int n2, dim;
-    int fused; /* 1: CLCL_LOSS_FUSED, 0: CLCL_LOSS_UNFUSED */
-    double ms_fused, ms_unfused;
+    clcl_loss_impl impl; /* CLCL_LOSS_FUSED, CLCL_LOSS_FUSED_ROWS or CLCL_LOSS_UNFUSED */
+    double ms_fused, ms_unfused, ms_rows; /* measured times, -1 when not measured */
 } tuning_loss_entry;
 
 /* A convolution pass's path: the direct kernel or the columns (host/conv.c). */
