@@ -1,49 +1,27 @@
-/* Plain C references of the layers in double precision, a finite-difference gradient
- * helper, and small device helpers for the layer tests. */
+/* Test-only references (double precision), a finite-difference gradient helper, and small
+ * device helpers for the layer tests. */
 #ifndef CLCL_TEST_SUPPORT_LAYERS_H
 #define CLCL_TEST_SUPPORT_LAYERS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clcl/reference.h"
 #include "clcl/tensor.h"
 
-/* ---- references (double in, double out, row-major, NCHW) ------------------------------ */
+/* ---- references ----------------------------------------------------------------------- */
 
-/* c (m, n, ld ldc) = alpha op(a) op(b) + beta c; op(a) is (m, k), op(b) is (k, n). */
-void ref_gemm(int trans_a, int trans_b, int m, int n, int k, double alpha, const double *a,
-              size_t lda, const double *b, size_t ldb, double beta, double *c, size_t ldc);
+/* The GEMM, convolution, batch normalization and pooling references are the library's
+ * (clcl/reference.h, the oracle of `clcl check` too); what is here only the tests use. */
 
-typedef struct {
-    int n, c, h, w; /* input */
-    int k, r, s;    /* weights (K, C, R, S) */
-    int stride, pad;
-    int p, q; /* output, filled by ref_conv_geom */
-} ref_conv;
+/* A convolution's sizes, as the library's references take them. */
+typedef clcl_ref_conv_shape ref_conv;
 
-/* Fills p and q from the rest. */
+/* Fills p and q from the rest; aborts the test when the window does not fit. */
 void ref_conv_geom(ref_conv *g);
 size_t ref_conv_x_count(const ref_conv *g);
 size_t ref_conv_w_count(const ref_conv *g);
 size_t ref_conv_y_count(const ref_conv *g);
-
-void ref_conv2d_forward(const ref_conv *g, const double *x, const double *w, double *y);
-void ref_conv2d_backward_data(const ref_conv *g, const double *dy, const double *w, double *dx);
-void ref_conv2d_backward_weights(const ref_conv *g, const double *x, const double *dy, double *dw);
-
-/* x (N, C, L); mean and biased var (C) are outputs. */
-void ref_batchnorm_train(int n, int c, int l, double eps, const double *x, const double *gamma,
-                         const double *beta, double *y, double *mean, double *var);
-void ref_batchnorm_eval(int n, int c, int l, double eps, const double *x, const double *gamma,
-                        const double *beta, const double *mean, const double *var, double *y);
-void ref_batchnorm_backward(int n, int c, int l, double eps, const double *x, const double *dy,
-                            const double *gamma, double *dx, double *dgamma, double *dbeta);
-
-/* Max pool k x k / stride / pad over (NC, H, W) planes; ties go to the first maximum. */
-void ref_maxpool_forward(int nc, int h, int w, int k, int stride, int pad, const double *x,
-                         double *y);
-void ref_maxpool_backward(int nc, int h, int w, int k, int stride, int pad, const double *x,
-                          const double *dy, double *dx);
 
 /* y (N, out) = x (N, in) w^T (in, out) + b (out, may be NULL). */
 void ref_linear_forward(int n, int in, int out, const double *x, const double *w, const double *b,

@@ -32,12 +32,12 @@ typedef struct {
 
 static void fd_of_x(const double *x, double *y, void *user) {
     conv_fd *f = user;
-    ref_conv2d_forward(f->g, x, f->w, y);
+    clcl_ref_conv2d_forward_f64(f->g, x, f->w, y);
 }
 
 static void fd_of_w(const double *w, double *y, void *user) {
     conv_fd *f = user;
-    ref_conv2d_forward(f->g, f->x, w, y);
+    clcl_ref_conv2d_forward_f64(f->g, f->x, w, y);
 }
 
 /* Checks a device gradient `got` (n values) against finite differences of `fn` in `in`. */
@@ -94,9 +94,9 @@ static void conv_case_opt(clcl_context *ctx, ref_conv g, clcl_conv_options opt, 
     /* Against the C references. */
     double *ry = malloc(ny * sizeof *ry), *rdx = malloc(nx * sizeof *rdx);
     double *rdw = malloc(nw * sizeof *rdw);
-    ref_conv2d_forward(&g, dx_, dw_, ry);
-    ref_conv2d_backward_data(&g, ddy, dw_, rdx);
-    ref_conv2d_backward_weights(&g, dx_, ddy, rdw);
+    clcl_ref_conv2d_forward(&g, hx, hw, ry);
+    clcl_ref_conv2d_backward_data(&g, hdy, hw, rdx);
+    clcl_ref_conv2d_backward_weights(&g, hx, hdy, rdw);
     char part[240];
     snprintf(part, sizeof part, "%s: forward", what);
     expect_close(gy, ry, ny, TOL_ABS, TOL_REL, part);

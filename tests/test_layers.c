@@ -39,7 +39,7 @@ static void layer_forward(const double *in, double *out, void *user) {
                 out[i] = in[i] > 0 ? in[i] : 0;
             break;
         case FD_MAXPOOL: /* a = NC planes, c x d */
-            ref_maxpool_forward(f->a, f->c, f->d, 3, 2, 1, in, out);
+            clcl_ref_maxpool_forward_f64(f->a, f->c, f->d, in, out);
             break;
         case FD_AVGPOOL: /* a = NC planes of b values */
             for (int i = 0; i < f->a; i++) {
@@ -164,8 +164,8 @@ static void maxpool_case(clcl_context *ctx, int n, int c, int h, int w, uint64_t
     float *hx = distinct_floats(nx, &rng), *hdy = test_floats(ny, &rng, -1, 1);
     double *x = test_doubles(hx, nx), *dy = test_doubles(hdy, ny);
     double *ry = malloc(ny * sizeof *ry), *rdx = malloc(nx * sizeof *rdx);
-    ref_maxpool_forward(n * c, h, w, 3, 2, 1, x, ry);
-    ref_maxpool_backward(n * c, h, w, 3, 2, 1, x, dy, rdx);
+    clcl_ref_maxpool_forward(n * c, h, w, hx, ry);
+    clcl_ref_maxpool_backward(n * c, h, w, hx, hdy, rdx);
     clcl_tensor tx, ty, tdy, tdx;
     test_tensor(ctx, &tx, 4, (int[]){n, c, h, w}, hx);
     test_tensor(ctx, &tdx, 4, (int[]){n, c, h, w}, NULL);
@@ -262,8 +262,8 @@ static void linear_case(clcl_context *ctx, int n, int in, int out, int bias, int
     double *ry = malloc(ny * sizeof *ry), *rdx = malloc(nx * sizeof *rdx);
     double *rdw = malloc(nw * sizeof *rdw), *rdb = calloc((size_t)out, sizeof *rdb);
     ref_linear_forward(n, in, out, x, w, bias ? b : NULL, ry);
-    ref_gemm(0, 0, n, in, out, 1.0, dy, (size_t)out, w, (size_t)in, 0.0, rdx, (size_t)in);
-    ref_gemm(1, 0, out, in, n, 1.0, dy, (size_t)out, x, (size_t)in, 0.0, rdw, (size_t)in);
+    clcl_ref_gemm(0, 0, n, in, out, 1.0, hdy, (size_t)out, hw, (size_t)in, 0.0, NULL, 0, rdx);
+    clcl_ref_gemm(1, 0, out, in, n, 1.0, hdy, (size_t)out, hx, (size_t)in, 0.0, NULL, 0, rdw);
     for (size_t i = 0; i < ny; i++)
         rdb[i % (size_t)out] += dy[i];
 

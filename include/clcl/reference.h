@@ -2,7 +2,8 @@
  * rather than from the kernels: the oracle of the test suite, the benchmarks and
  * `clcl check`. They run on the host, so no device needs fp64. Inputs are the float32
  * values the device sees; outputs are double. Layouts are those of the device functions:
- * (N, C, H, W) images, row-major (rows, cols) matrices.
+ * (N, C, H, W) images, row-major (rows, cols) matrices. The few functions ending in _f64
+ * take double inputs instead, for finite differences, whose steps float32 cannot hold.
  *
  * Functions that allocate return CLCL_ERR_NO_MEMORY when the host is out of memory; the
  * others cannot fail. */
@@ -45,6 +46,8 @@ typedef struct {
 int clcl_ref_conv_shape_init(clcl_ref_conv_shape *g);
 void clcl_ref_conv2d_forward(const clcl_ref_conv_shape *g, const float *x, const float *wt,
                              double *y);
+void clcl_ref_conv2d_forward_f64(const clcl_ref_conv_shape *g, const double *x, const double *wt,
+                                 double *y);
 void clcl_ref_conv2d_backward_data(const clcl_ref_conv_shape *g, const float *dy, const float *wt,
                                    double *dx);
 void clcl_ref_conv2d_backward_weights(const clcl_ref_conv_shape *g, const float *x, const float *dy,
@@ -52,11 +55,16 @@ void clcl_ref_conv2d_backward_weights(const clcl_ref_conv_shape *g, const float 
 
 /* Batch normalization over x (n, c, l) (l = H W, or 1 for (N, C)). Training: batch
  * statistics (biased variance), running_mean / running_var (c) updated in place with
- * `momentum` and the unbiased variance, save_mean and save_invstd (c) kept. */
+ * `momentum` and the unbiased variance, save_mean and save_invstd (c) kept; each of these
+ * four may be NULL. */
 void clcl_ref_batchnorm_train(int n, int c, int l, double eps, double momentum, const float *x,
                               const float *gamma, const float *beta, double *running_mean,
                               double *running_var, double *y, double *save_mean,
                               double *save_invstd);
+void clcl_ref_batchnorm_train_f64(int n, int c, int l, double eps, double momentum, const double *x,
+                                  const double *gamma, const double *beta, double *running_mean,
+                                  double *running_var, double *y, double *save_mean,
+                                  double *save_invstd);
 void clcl_ref_batchnorm_eval(int n, int c, int l, double eps, const float *x, const float *gamma,
                              const float *beta, const float *running_mean, const float *running_var,
                              double *y);
@@ -67,6 +75,7 @@ void clcl_ref_batchnorm_backward(int n, int c, int l, double eps, const float *x
 /* ResNet's max pool (3x3, stride 2, padding 1) over nc planes (h, w); the backward sends
  * each output's gradient to its window's first maximum in row-major order. */
 void clcl_ref_maxpool_forward(int nc, int h, int w, const float *x, double *y);
+void clcl_ref_maxpool_forward_f64(int nc, int h, int w, const double *x, double *y);
 void clcl_ref_maxpool_backward(int nc, int h, int w, const float *x, const float *dy, double *dx);
 
 /* Global average pool: x (nc, l) -> y (nc); the backward spreads dy (nc) over (nc, l). */
