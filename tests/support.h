@@ -16,7 +16,8 @@ clcl_context *test_context(void);
 void expect_close(const float *got, const double *ref, size_t n, double atol, double rtol,
                   const char *what);
 
-/* Deterministic pseudo-random numbers for test inputs (splitmix64). */
+/* Deterministic pseudo-random numbers for test inputs: the library's splitmix64 stream
+ * (clcl_ref_rand_u64, clcl_ref_rand_uniform), which `clcl check` draws from too. */
 uint64_t test_rand_u64(uint64_t *state);
 float test_rand_uniform(uint64_t *state, float lo, float hi);
 

@@ -13,6 +13,7 @@
 #include <criterion/criterion.h>
 #include <criterion/hooks.h>
 
+#include "clcl/reference.h"
 #include "support.h"
 
 clcl_context *test_context(void) {
@@ -43,15 +44,11 @@ void expect_close(const float *got, const double *ref, size_t n, double atol, do
 }
 
 uint64_t test_rand_u64(uint64_t *state) {
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    return clcl_ref_rand_u64(state);
 }
 
 float test_rand_uniform(uint64_t *state, float lo, float hi) {
-    double u = (double)(test_rand_u64(state) >> 11) / 9007199254740992.0;
-    return lo + (float)u * (hi - lo);
+    return clcl_ref_rand_uniform(state, lo, hi);
 }
 
 /* ---- temporary directories ----------------------------------------------------------- */
