@@ -666,50 +666,77 @@ typedef struct {
     RIVEC same; /* others with the anchor's label */
 } rows_lanes;
 
-/* Row i's block at j0. A block without i, p(i), a column past n2 or a similarity above
- * theta only adds to the denominator, as vectors; any other goes column by column through
- * row_visit, and the vector sum follows when that raises the maximum. */
+/* ROWS_VW entries of a field-major row result from column j, zero past n2. */
+static RVEC rows_cols(__global const float *f, const int j, const int n2) {
+    if (j + ROWS_VW <= n2)
+        return RVLOAD(0, f + j);
+    float t[ROWS_VW];
+    for (int e = 0; e < ROWS_VW; e++)
+        t[e] = j + e < n2 ? f[j + e] : 0.0f;
+    return RVLOAD(0, t);
+}
+
+static RIVEC rows_cols_int(__global const int *f, const int j, const int n2) {
+    if (j + ROWS_VW <= n2)
+        return RVLOAD(0, f + j);
+    int t[ROWS_VW];
+    for (int e = 0; e < ROWS_VW; e++)
+        t[e] = j + e < n2 ? f[j + e] : 0;
+    return RVLOAD(0, t);
+}
+
+/* Row i's block at j0. The ordinary columns (not i, not p(i), inside n2, not above theta)
+ * only add to the denominator: as vectors, the others masked out. The special ones then go
+ * one by one through row_visit, and the vector sum follows when that raises the maximum. */
 static void rows_visit(row_state *st, rows_lanes *ln, const RVEC s[ROWS_NV], const int j0,
-                       const int i, const int partner, __global const int *labels,
+                       const RIVEC iota, const int i, const int partner, __global const int *labels,
                        const int has_labels, const int my_label, const int n2, const float inv_tau,
                        const float theta, const int mode) {
-    int special =
-        (i >= j0 && i < j0 + RJB) || (partner >= j0 && partner < j0 + RJB) || j0 + RJB > n2;
+    RIVEC special[ROWS_NV];
+    int any_special = 0;
+    RVEC mx = (RVEC)(-INFINITY);
 #pragma unroll
-    for (int v = 0; v < ROWS_NV; v++)
-        special |= any(s[v] > (RVEC)(theta));
-    if (!special) {
-        RVEC mx = s[0];
-#pragma unroll
-        for (int v = 1; v < ROWS_NV; v++)
-            mx = fmax(mx, s[v]);
-        ln->top = fmax(ln->top, mx);
-        const float bm = rows_hmax(mx);
-        if (bm > st->m) {
-            const float f = exp((st->m - bm) * inv_tau);
-            st->sum *= f;
-            ln->sum *= f;
-            st->m = bm;
-        }
-#pragma unroll
-        for (int v = 0; v < ROWS_NV; v++)
-            ln->sum += exp((s[v] - (RVEC)(st->m)) * inv_tau);
-        if (has_labels) {
-#pragma unroll
-            for (int v = 0; v < ROWS_NV; v++)
-                ln->same -= RVLOAD(0, labels + j0 + v * ROWS_VW) == (RIVEC)(my_label);
-        }
-        return;
+    for (int v = 0; v < ROWS_NV; v++) {
+        const RIVEC j = (RIVEC)(j0 + v * ROWS_VW) + iota;
+        special[v] = (s[v] > (RVEC)(theta)) | (j == (RIVEC)(i)) | (j == (RIVEC)(partner)) |
+                     (j >= (RIVEC)(n2));
+        any_special |= any(special[v]);
+        mx = fmax(mx, select(s[v], (RVEC)(-INFINITY), special[v]));
     }
 
-    float e[RJB];
+    /* the ordinary columns */
+    ln->top = fmax(ln->top, mx);
+    const float bm = rows_hmax(mx);
+    if (bm > st->m) {
+        const float f = exp((st->m - bm) * inv_tau);
+        st->sum *= f;
+        ln->sum *= f;
+        st->m = bm;
+    }
 #pragma unroll
     for (int v = 0; v < ROWS_NV; v++)
+        ln->sum += select(exp((s[v] - (RVEC)(st->m)) * inv_tau), (RVEC)(0.0f), special[v]);
+    if (has_labels) {
+#pragma unroll
+        for (int v = 0; v < ROWS_NV; v++)
+            ln->same -=
+                (rows_cols_int(labels, j0 + v * ROWS_VW, n2) == (RIVEC)(my_label)) & ~special[v];
+    }
+    if (!any_special)
+        return;
+
+    /* the special ones */
+    float e[RJB];
+    int flag[RJB];
+#pragma unroll
+    for (int v = 0; v < ROWS_NV; v++) {
         RVSTORE(s[v], v, e);
+        RVSTORE(special[v], v, flag);
+    }
     const float m0 = st->m;
     for (int c = 0; c < RJB; c++) {
         const int j = j0 + c;
-        if (j < n2 && j != i)
+        if (flag[c] && j < n2 && j != i)
             row_visit(st, e[c], j, partner, has_labels && labels[j] == my_label, inv_tau, theta,
                       mode);
     }
@@ -729,6 +756,10 @@ __kernel void loss_rows_forward(__global const float *z, __global const float *z
     int rows[ROWS_RB];
     row_state st[ROWS_RB];
     rows_lanes ln[ROWS_RB];
+    int iota_t[ROWS_VW];
+    for (int e = 0; e < ROWS_VW; e++)
+        iota_t[e] = e;
+    const RIVEC iota = RVLOAD(0, iota_t);
     for (int r = 0; r < ROWS_RB; r++) {
         rows[r] = min(i0 + r, n2 - 1);
         row_init(&st[r]);
@@ -742,7 +773,7 @@ __kernel void loss_rows_forward(__global const float *z, __global const float *z
         rows_dot(z, zt, ld, rows, j0, s);
         for (int r = 0; r < ROWS_RB; r++) {
             const int i = rows[r];
-            rows_visit(&st[r], &ln[r], s[r], j0, i, (i + n2 / 2) % n2, labels, has_labels,
+            rows_visit(&st[r], &ln[r], s[r], j0, iota, i, (i + n2 / 2) % n2, labels, has_labels,
                        has_labels ? labels[i] : 0, n2, inv_tau, theta, mode);
         }
     }
@@ -756,25 +787,6 @@ __kernel void loss_rows_forward(__global const float *z, __global const float *z
         st[r].top = fmax(st[r].top, rows_hmax(ln[r].top));
         row_finish(&st[r], i0 + r, n2, labels, has_labels, inv_tau, weight, mode, rowf, rowi);
     }
-}
-
-/* ROWS_VW entries of a field-major row result from column j, zero past n2. */
-static RVEC rows_cols(__global const float *f, const int j, const int n2) {
-    if (j + ROWS_VW <= n2)
-        return RVLOAD(0, f + j);
-    float t[ROWS_VW];
-    for (int e = 0; e < ROWS_VW; e++)
-        t[e] = j + e < n2 ? f[j + e] : 0.0f;
-    return RVLOAD(0, t);
-}
-
-static RIVEC rows_cols_int(__global const int *f, const int j, const int n2) {
-    if (j + ROWS_VW <= n2)
-        return RVLOAD(0, f + j);
-    int t[ROWS_VW];
-    for (int e = 0; e < ROWS_VW; e++)
-        t[e] = j + e < n2 ? f[j + e] : 0;
-    return RVLOAD(0, t);
 }
 
 /* One row's (or ROWS_VW columns') forward results, as grad_term reads them. */
