@@ -44,40 +44,24 @@ static float2 group_sum2(float2 v, __local float *sums) {
     return total;
 }
 
-/* A work-item's walk over its share of channel c's values j = n*L + l (0 <= j < N*L):
- * runs of BN_RUN consecutive values, the work-group's runs interleaved. (n, l) is tracked
- * without a division per value. */
-typedef struct {
-    int j, end; /* position and the end of the current run */
-    int n, l;
-} walk;
+/* A work-item's share of channel c: the units u = lid, lid + size, ... of the channel's
+ * N * segs units, unit u being segment u % segs (BN_RUN consecutive values, fewer at the
+ * plane's end) of image u / segs's plane of L values. FOR_UNITS runs (first, count) over
+ * the share's units, first being an index in x (N, C, L); a sum is taken per unit and the
+ * units' sums added up, which keeps the float sums short. */
+/* Compensated (Kahan) summation: s += v with the lost low part carried in e, all of type T. */
+#define KAHAN_ADD(T, s, e, v)                                                                      \
+    do {                                                                                           \
+        const T y_ = (v) - (e), t_ = (s) + y_;                                                     \
+        (e) = (t_ - (s)) - y_;                                                                     \
+        (s) = t_;                                                                                  \
+    } while (0)
 
-static walk walk_start(const int lid, const int M, const int L) {
-    const int j = lid * BN_RUN;
-    walk w = {j, min(j + BN_RUN, M), j / L, j % L};
-    return w;
-}
-
-static void walk_next(walk *w, const int size, const int M, const int L) {
-    if (++w->j < w->end) {
-        if (++w->l == L) {
-            w->l = 0;
-            w->n++;
-        }
-        return;
-    }
-    w->j += (size - 1) * BN_RUN; /* the start of this work-item's next run */
-    w->end = min(w->j + BN_RUN, M);
-    w->n = w->j / L;
-    w->l = w->j % L;
-}
-
-/* Index in x (N, C, L) of the walk's element of channel c. */
-static int walk_index(const walk *w, const int c, const int C, const int L) {
-    return (w->n * C + c) * L + w->l;
-}
-
-#define FOR_WALK(w) for (walk w = walk_start(lid, M, L); w.j < M; walk_next(&w, size, M, L))
+#define FOR_UNITS(first, count)                                                                    \
+    for (int u_ = lid, segs_ = (L + BN_RUN - 1) / BN_RUN, first, count; u_ < N * segs_;            \
+         u_ += size)                                                                               \
+        if (first = ((u_ / segs_) * C + c) * L + (u_ % segs_) * BN_RUN,                            \
+            count = min(BN_RUN, L - (u_ % segs_) * BN_RUN), 1)
 
 /* Batch statistics (mean, then the biased variance around it: two passes), y, the saved
  * mean and 1/sqrt(var + eps), and the running statistics with the unbiased variance.
@@ -91,23 +75,31 @@ __kernel void bn_forward_train(__global const float *x, __global const float *ga
     const int c = get_group_id(0), lid = get_local_id(0), size = get_local_size(0);
     const int M = N * L;
 
-    float part = 0.0f;
-    FOR_WALK(w)
-    part += x[walk_index(&w, c, C, L)];
-    const float mean = group_sum(part, sums) / (float)M;
+    /* the mean of x - x0, x0 the channel's first value, plus x0: a constant channel gets
+     * its value back exactly (so x - mean is exactly 0 below), others lose less to
+     * cancellation */
+    const float x0 = x[c * L];
+    float part = 0.0f, err = 0.0f;
+    FOR_UNITS(first, count) {
+        for (int i = first; i < first + count; i++)
+            KAHAN_ADD(float, part, err, x[i] - x0);
+    }
+    const float mean = x0 + group_sum(part, sums) / (float)M;
 
-    part = 0.0f;
-    FOR_WALK(w) {
-        const float d = x[walk_index(&w, c, C, L)] - mean;
-        part += d * d;
+    part = err = 0.0f;
+    FOR_UNITS(first, count) {
+        for (int i = first; i < first + count; i++) {
+            const float d = x[i] - mean;
+            KAHAN_ADD(float, part, err, d *d);
+        }
     }
     const float var = group_sum(part, sums) / (float)M;
     const float invstd = 1.0f / sqrt(var + eps);
 
     const float scale = gamma[c] * invstd, shift = beta[c] - mean * scale;
-    FOR_WALK(w) {
-        const int i = walk_index(&w, c, C, L);
-        y[i] = x[i] * scale + shift;
+    FOR_UNITS(first, count) {
+        for (int i = first; i < first + count; i++)
+            y[i] = x[i] * scale + shift;
     }
     if (lid == 0) {
         save_mean[c] = mean;
@@ -145,18 +137,20 @@ __kernel void bn_backward(__global const float *x, __global const float *dy,
     const float mean = save_mean[c], invstd = save_invstd[c];
 
     float2 part = (float2)(0.0f, 0.0f);
-    FOR_WALK(w) {
-        const int i = walk_index(&w, c, C, L);
-        part += (float2)(dy[i], dy[i] * (x[i] - mean));
+    float2 err = (float2)(0.0f, 0.0f);
+    FOR_UNITS(first, count) {
+        for (int i = first; i < first + count; i++)
+            KAHAN_ADD(float2, part, err, (float2)(dy[i], dy[i] * (x[i] - mean)));
     }
     const float2 total = group_sum2(part, sums);
     const float db = total.x, dg = total.y * invstd;
 
     const float k = gamma[c] * invstd, mean_dy = db / (float)M, mean_dyx = dg / (float)M;
-    FOR_WALK(w) {
-        const int i = walk_index(&w, c, C, L);
-        const float xhat = (x[i] - mean) * invstd;
-        dx[i] = k * (dy[i] - mean_dy - xhat * mean_dyx);
+    FOR_UNITS(first, count) {
+        for (int i = first; i < first + count; i++) {
+            const float xhat = (x[i] - mean) * invstd;
+            dx[i] = k * (dy[i] - mean_dy - xhat * mean_dyx);
+        }
     }
     if (lid == 0) {
         dgamma[c] = dg;
