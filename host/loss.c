@@ -145,6 +145,11 @@ static clcl_status choose_rows(clcl_loss *loss) {
     r->wg = 1;
     if (loss->cfg.impl != CLCL_LOSS_FUSED_ROWS)
         return CLCL_OK;
+    if ((long long)r->ld * loss->dim > INT_MAX || (long long)loss->n2 * r->dp > INT_MAX)
+        return clcl_fail(CLCL_ERR_ARGUMENT,
+                         "contrastive loss (fused rows): 2N = %d rows of d = %d padded to %d x %d "
+                         "exceed 2^31 elements (the kernels index in 32 bits); use CLCL_LOSS_FUSED",
+                         loss->n2, loss->dim, r->ld, r->dp);
     cl_kernel all[] = {loss->rows_layout, loss->rows_forward, loss->rows_backward};
     size_t most = ROWS_WG;
     for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) {
