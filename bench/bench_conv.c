@@ -607,7 +607,8 @@ int main(int argc, char **argv) {
             run_time(ctx, pool, &r, dir, VARIANT_DEFAULT, &o, csv);
             if (o.variants)
                 run_time(ctx, pool, &r, dir, VARIANT_COLUMNS, &o, csv);
-            if (o.variants && (dir == DIR_FORWARD || (dir == DIR_DATA && r.s.stride == 1)))
+            if (o.variants && (dir == DIR_FORWARD || (dir == DIR_DATA && r.s.stride == 1) ||
+                               (dir != DIR_DATA && r.s.r <= 3)))
                 run_time(ctx, pool, &r, dir, VARIANT_DIRECT, &o, csv);
             if (o.variants)
                 run_time(ctx, pool, &r, dir, VARIANT_ONE_IMAGE, &o, csv);

@@ -175,3 +175,82 @@ __kernel void conv_direct(__global const float *x, const int x_off, __global con
             out[j * pq + q0 + i] = v[j];
     }
 }
+
+/* ---- direct backward weights -----------------------------------------------------------
+ * dw[k, c, r, s] = sum over (n, p, q) of dy[n, k, p, q] x[n, c, p*stride - pad + r,
+ * q*stride - pad + s], without a column matrix, in two steps: conv_direct_dw_part sums
+ * over the images of one group for 8 output channels, one input channel and every (r, s)
+ * (DIRECT_R * DIRECT_S float8s in registers), reading dy as (N, P, Q, Kp) so that the 8
+ * channels of one output are one float8; conv_direct_dw_sum adds the groups in order. */
+
+#ifndef DIRECT_R
+#define DIRECT_R 3 /* the window's height R, fixed at build time (R * S at most 9) */
+#endif
+
+/* dyt[((n*P + p)*Q + q)*Kp + k] = dy[n, k, p, q], 0 for k >= K. Global size: (Kp, P*Q, N). */
+__kernel void conv_dy_channels_last(__global const float *dy, __global float *dyt, const int N,
+                                    const int K, const int PQ, const int kp) {
+    const int k = get_global_id(0), pq = get_global_id(1), n = get_global_id(2);
+    if (k >= kp || pq >= PQ || n >= N)
+        return;
+    dyt[((size_t)n * PQ + pq) * kp + k] = k < K ? dy[((size_t)n * K + k) * PQ + pq] : 0.0f;
+}
+
+/* part[g, k, c, r, s] for images g*per .. min(N, (g+1)*per) - 1, channels 8*kb .. 8*kb+7
+ * (k < Kp). The sum runs over (n, p, q) in order with fma. Global size: (Kp/8, C, groups). */
+__kernel void conv_direct_dw_part(__global const float *x, __global const float *dyt,
+                                  __global float *part, const int N, const int C, const int H,
+                                  const int W, const int kp, const int P, const int Q,
+                                  const int stride, const int pad, const int per) {
+    const int kb = get_global_id(0), c = get_global_id(1), g = get_global_id(2);
+    const int n0 = g * per, n1 = min(N, n0 + per);
+    if (kb * 8 >= kp || c >= C || n0 >= N)
+        return;
+
+    float8 acc[DIRECT_R * DIRECT_S];
+    for (int t = 0; t < DIRECT_R * DIRECT_S; t++)
+        acc[t] = (float8)(0.0f);
+    for (int n = n0; n < n1; n++) {
+        __global const float *plane = x + ((size_t)n * C + c) * H * W;
+        for (int p = 0; p < P; p++) {
+            __global const float *d = dyt + ((size_t)n * P + p) * Q * kp + kb * 8;
+            for (int q = 0; q < Q; q++) {
+                const float8 dv = vload8(0, d + q * kp);
+                for (int r = 0; r < DIRECT_R; r++) {
+                    const int h = p * stride - pad + r;
+                    const int row_in = h >= 0 && h < H;
+                    __global const float *line = plane + (row_in ? h : 0) * W;
+                    for (int s = 0; s < DIRECT_S; s++) {
+                        const int col = q * stride - pad + s;
+                        const int inside = row_in && col >= 0 && col < W;
+                        const float v = line[inside ? col : 0];
+                        acc[r * DIRECT_S + s] =
+                            fma((float8)(inside ? v : 0.0f), dv, acc[r * DIRECT_S + s]);
+                    }
+                }
+            }
+        }
+    }
+
+    const int taps = DIRECT_R * DIRECT_S;
+    __global float *out = part + (((size_t)g * kp + kb * 8) * C + c) * taps;
+    for (int t = 0; t < taps; t++) {
+        const float v[8] = {acc[t].s0, acc[t].s1, acc[t].s2, acc[t].s3,
+                            acc[t].s4, acc[t].s5, acc[t].s6, acc[t].s7};
+        for (int j = 0; j < 8; j++)
+            out[(size_t)j * C * taps + t] = v[j];
+    }
+}
+
+/* dw[k, (c, r, s)] = sum over g = 0, 1, ... of part[g, k, (c, r, s)]. Global size:
+ * (C*R*S, K). */
+__kernel void conv_direct_dw_sum(__global const float *part, __global float *dw, const int K,
+                                 const int crs, const int kp, const int groups) {
+    const int i = get_global_id(0), k = get_global_id(1);
+    if (i >= crs || k >= K)
+        return;
+    float sum = 0.0f;
+    for (int g = 0; g < groups; g++)
+        sum += part[((size_t)g * kp + k) * crs + i];
+    dw[k * crs + i] = sum;
+}

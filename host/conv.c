@@ -237,10 +237,18 @@ static clcl_gemm_args conv_gemm(int trans_a, int trans_b, int m, int n, int k, c
 
 /* ---- the direct path ----------------------------------------------------------------- */
 
-/* 1 when the direct kernel can do this pass: any forward convolution; backward data when
- * it is itself a convolution (stride 1, a square window, pad < R). */
-static int direct_fits(const conv_geom *g, int backward) {
-    return !backward || (g->stride == 1 && g->r == g->s && g->pad < g->r);
+/* The three passes. */
+enum { PASS_FORWARD = 0, PASS_DATA = 1, PASS_WEIGHTS = 2 };
+
+/* 1 when the direct kernels can do this pass: any forward convolution; backward data when
+ * it is itself a convolution (stride 1, a square window, pad < R); backward weights for
+ * windows of at most 9 taps. */
+static int direct_fits(const conv_geom *g, int pass) {
+    if (pass == PASS_DATA)
+        return g->stride == 1 && g->r == g->s && g->pad < g->r;
+    if (pass == PASS_WEIGHTS)
+        return g->r * g->s <= 9;
+    return 1;
 }
 
 /* conv_direct's outputs per work-item for rows of q outputs: the fewest blocks of at most 8,
@@ -287,6 +295,60 @@ static clcl_status conv_direct_run(clcl_context *ctx, clcl_pool *scratch, const 
     st = clcl_layers_launch(ctx, k, 3, global);
 done:
     clcl_pool_release(scratch, &wt);
+    return st;
+}
+
+/* dw by conv_direct_dw_part and conv_direct_dw_sum: dy is first laid out channels last,
+ * groups of images are summed into partial dw blocks (enough groups for about 256
+ * work-items), then the groups are added in order. */
+static clcl_status conv_direct_dw_run(clcl_context *ctx, clcl_pool *scratch, const conv_geom *g,
+                                      cl_mem x, cl_mem dy, cl_mem dw) {
+    const int kp = (g->k + 7) / 8 * 8, pq = g->p * g->q, taps = g->r * g->s;
+    const int items = (kp / 8) * g->c;
+    int groups = (256 + items - 1) / items;
+    if (groups > g->n)
+        groups = g->n;
+    const int per = (g->n + groups - 1) / groups;
+    groups = (g->n + per - 1) / per;
+    clcl_tensor dyt = {0}, part = {0};
+    clcl_status st = CLCL_OK;
+    cl_kernel k;
+    char options[80];
+
+    CLCL_TRY(clcl_pool_tensor(scratch, &dyt, 2, (int[]){g->n * pq, kp}));
+    CLCL_TRY_GOTO(st, clcl_pool_tensor(scratch, &part, 2, (int[]){groups * kp, g->c * taps}), done);
+    CLCL_TRY_GOTO(st, clcl_context_kernel(ctx, "conv", "conv_dy_channels_last", NULL, &k), done);
+    CLCL_TRY_GOTO(st,
+                  clcl_kernel_args(k, CLCL_ARG_MEM(dy), CLCL_ARG_MEM(dyt.buf), CLCL_ARG_INT(g->n),
+                                   CLCL_ARG_INT(g->k), CLCL_ARG_INT(pq), CLCL_ARG_INT(kp)),
+                  done);
+    CLCL_TRY_GOTO(
+        st, clcl_layers_launch(ctx, k, 3, (size_t[]){(size_t)kp, (size_t)pq, (size_t)g->n}), done);
+
+    snprintf(options, sizeof options, "-DDIRECT_R=%d -DDIRECT_S=%d", g->r, g->s);
+    CLCL_TRY_GOTO(st, clcl_context_kernel(ctx, "conv", "conv_direct_dw_part", options, &k), done);
+    CLCL_TRY_GOTO(st,
+                  clcl_kernel_args(k, CLCL_ARG_MEM(x), CLCL_ARG_MEM(dyt.buf),
+                                   CLCL_ARG_MEM(part.buf), CLCL_ARG_INT(g->n), CLCL_ARG_INT(g->c),
+                                   CLCL_ARG_INT(g->h), CLCL_ARG_INT(g->w), CLCL_ARG_INT(kp),
+                                   CLCL_ARG_INT(g->p), CLCL_ARG_INT(g->q), CLCL_ARG_INT(g->stride),
+                                   CLCL_ARG_INT(g->pad), CLCL_ARG_INT(per)),
+                  done);
+    CLCL_TRY_GOTO(
+        st, clcl_layers_launch(ctx, k, 3, (size_t[]){(size_t)kp / 8, (size_t)g->c, (size_t)groups}),
+        done);
+
+    CLCL_TRY_GOTO(st, clcl_context_kernel(ctx, "conv", "conv_direct_dw_sum", NULL, &k), done);
+    CLCL_TRY_GOTO(st,
+                  clcl_kernel_args(k, CLCL_ARG_MEM(part.buf), CLCL_ARG_MEM(dw), CLCL_ARG_INT(g->k),
+                                   CLCL_ARG_INT(g->c * taps), CLCL_ARG_INT(kp),
+                                   CLCL_ARG_INT(groups)),
+                  done);
+    st = clcl_layers_launch(ctx, k, 2, (size_t[]){(size_t)g->c * taps, (size_t)g->k});
+done:
+    if (part.buf)
+        clcl_pool_release(scratch, &part);
+    clcl_pool_release(scratch, &dyt);
     return st;
 }
 
@@ -353,14 +415,44 @@ done:
     return st;
 }
 
-/* A forward (data 0) or backward data (data 1) pass by one path: in is x or dy, out y or dx. */
+/* The backward weights pass by the columns: dw (K, C*R*S) = sum over the chunks of
+ * dy col^T, the first chunk writing. */
+static clcl_status conv_weights_columns(clcl_context *ctx, clcl_pool *scratch, const char *fn,
+                                        const clcl_conv_options *opt, conv_geom g,
+                                        const clcl_tensor *x, const clcl_tensor *dy,
+                                        const clcl_tensor *dw) {
+    clcl_tensor col = {0}, t = {0};
+    clcl_status st = CLCL_OK;
+
+    CLCL_TRY(conv_plan(ctx, fn, opt, &g));
+    CLCL_TRY(conv_buffers(fn, scratch, &g, &col, &t));
+    const int crs = g.c * g.r * g.s, pq = g.p * g.q;
+    const conv_operand c = {dw->buf, 0, (size_t)crs};
+    for (int n0 = 0; n0 < g.n; n0 += g.nb) {
+        int nb = g.n - n0 < g.nb ? g.n - n0 : g.nb;
+        conv_operand a, b;
+        CLCL_TRY_GOTO(st, conv_dy_chunk(ctx, &g, dy, n0, nb, t.buf, &a), done);
+        CLCL_TRY_GOTO(st, conv_columns(ctx, &g, x, n0, nb, col.buf, &b), done);
+        clcl_gemm_args ga = conv_gemm(0, 1, g.k, crs, nb * pq, a, b, c, n0 == 0 ? 0.0f : 1.0f);
+        CLCL_TRY_GOTO(st, conv_run_gemm(ctx, scratch, &g, &ga), done);
+    }
+done:
+    conv_release(scratch, &col, &t);
+    return st;
+}
+
+/* One pass by one path: forward (a x, b w, out y), backward data (a dy, b w, out dx) or
+ * backward weights (a x, b dy, out dw). */
 static clcl_status conv_pass(clcl_context *ctx, clcl_pool *scratch, const char *fn,
-                             const clcl_conv_options *opt, const conv_geom *g, int data, int direct,
-                             const clcl_tensor *in, const clcl_tensor *w, const clcl_tensor *out) {
+                             const clcl_conv_options *opt, const conv_geom *g, int pass, int direct,
+                             const clcl_tensor *a, const clcl_tensor *b, const clcl_tensor *out) {
+    if (pass == PASS_WEIGHTS)
+        return direct ? conv_direct_dw_run(ctx, scratch, g, a->buf, b->buf, out->buf)
+                      : conv_weights_columns(ctx, scratch, fn, opt, *g, a, b, out);
     if (direct)
-        return conv_direct_run(ctx, scratch, g, data, in->buf, w->buf, out->buf);
-    return data ? conv_data_columns(ctx, scratch, fn, opt, *g, in, w, out)
-                : conv_forward_columns(ctx, scratch, fn, opt, *g, in, w, out);
+        return conv_direct_run(ctx, scratch, g, pass == PASS_DATA, a->buf, b->buf, out->buf);
+    return pass == PASS_DATA ? conv_data_columns(ctx, scratch, fn, opt, *g, a, b, out)
+                             : conv_forward_columns(ctx, scratch, fn, opt, *g, a, b, out);
 }
 
 static double conv_now_ms(void) {
@@ -422,8 +514,11 @@ static clcl_status conv_choose(clcl_context *ctx, clcl_pool *scratch, const char
     CLCL_LOG_DEBUG("conv",
                    "%s n %d c %d %dx%d k %d %dx%d stride %d pad %d: direct %.3f ms, "
                    "columns %.3f ms",
-                   data ? "backward data" : "forward", g->n, g->c, g->h, g->w, g->k, g->r, g->s,
-                   g->stride, g->pad, e.ms_direct, e.ms_columns);
+                   data == PASS_WEIGHTS ? "backward weights"
+                   : data == PASS_DATA  ? "backward data"
+                                        : "forward",
+                   g->n, g->c, g->h, g->w, g->k, g->r, g->s, g->stride, g->pad, e.ms_direct,
+                   e.ms_columns);
     tuning_conv_entry kept;
     tuning_conv_store(ctx, &e, &kept);
     *direct = kept.direct;
@@ -462,32 +557,18 @@ clcl_status clcl_conv2d_backward_weights_with(clcl_context *ctx, clcl_pool *scra
                                               const clcl_conv_options *opt) {
     const char *fn = "conv2d_backward_weights";
     char tdw[120];
-    clcl_tensor col = {0}, t = {0};
     conv_geom g;
-    clcl_status st = CLCL_OK;
+    int direct;
 
     CLCL_TRY(clcl_layers_expect_ndim(fn, "dw", dw, 4));
     CLCL_TRY(conv_geometry(fn, "x", x, "dw", dw, "dy", dy, stride, pad, &g));
     if (dw->buf == x->buf || dw->buf == dy->buf)
         return clcl_fail(CLCL_ERR_ARGUMENT, "%s: %s shares its buffer with an input", fn,
                          clcl_layers_describe("dw", dw, tdw, sizeof tdw));
-    CLCL_TRY(conv_plan(ctx, fn, opt, &g));
-    CLCL_TRY(conv_buffers(fn, scratch, &g, &col, &t));
-    const int crs = g.c * g.r * g.s, pq = g.p * g.q;
-    const conv_operand c = {dw->buf, 0, (size_t)crs};
-    for (int n0 = 0; n0 < g.n; n0 += g.nb) {
-        int nb = g.n - n0 < g.nb ? g.n - n0 : g.nb;
-
-        /* dw (K, C*R*S) = sum over the chunks of dy col^T: the first chunk writes */
-        conv_operand a, b;
-        CLCL_TRY_GOTO(st, conv_dy_chunk(ctx, &g, dy, n0, nb, t.buf, &a), done);
-        CLCL_TRY_GOTO(st, conv_columns(ctx, &g, x, n0, nb, col.buf, &b), done);
-        clcl_gemm_args ga = conv_gemm(0, 1, g.k, crs, nb * pq, a, b, c, n0 == 0 ? 0.0f : 1.0f);
-        CLCL_TRY_GOTO(st, conv_run_gemm(ctx, scratch, &g, &ga), done);
-    }
-done:
-    conv_release(scratch, &col, &t);
-    return st;
+    if (!scratch)
+        return clcl_fail(CLCL_ERR_ARGUMENT, "%s: scratch pool is NULL; pass a clcl_pool", fn);
+    CLCL_TRY(conv_choose(ctx, scratch, fn, opt, &g, PASS_WEIGHTS, x, dy, dw, &direct));
+    return conv_pass(ctx, scratch, fn, opt, &g, PASS_WEIGHTS, direct, x, dy, dw);
 }
 
 clcl_status clcl_conv2d_forward(clcl_context *ctx, clcl_pool *scratch, const clcl_tensor *x,

@@ -29,13 +29,14 @@ clcl_status clcl_layers_expect_shape(const char *fn, const char *name, const clc
 typedef struct {
     int max_images; /* images per GEMM at most; 0: as many as the column budget allows */
     int own_gemm;   /* 1: cl/gemm.cl's kernels (default tunables) instead of clcl_gemm's */
-    int algo;       /* forward and backward data: one of clcl_conv_algo */
+    int algo;       /* one of clcl_conv_algo */
 } clcl_conv_options;
 
-/* How conv2d's forward and backward data passes run. CLCL_CONV_AUTO takes the faster of the
- * two on the device (measured once per shape and kept in the tuning file); the direct
- * kernel serves any forward convolution and a stride-1 backward data pass with a square
- * window and pad < R; elsewhere the column path runs whatever is asked. */
+/* How conv2d's passes run. CLCL_CONV_AUTO takes the faster of the two on the device
+ * (measured once per pass and shape and kept in the tuning file); the direct kernels serve
+ * any forward convolution, a stride-1 backward data pass with a square window and pad < R,
+ * and backward weights for windows of at most 9 taps; elsewhere the column path runs
+ * whatever is asked. */
 typedef enum {
     CLCL_CONV_AUTO = 0,
     CLCL_CONV_COLUMNS = 1, /* im2col (or the permute) and a GEMM per chunk of images */

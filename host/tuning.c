@@ -8,7 +8,7 @@
  *     gemm <ta> <tb> <m> <n> <k> <lda> <ldb> <ldc> <aligned> own|clblast
  *          <tm> <vw> <nv> <dot_tm> <dot_tn> <lx> <ly> <ms_own> <ms_clblast> auto|tuned
  *     loss <2N> <d> fused|fused-rows|unfused <ms_fused> <ms_unfused> <ms_rows>
- *     conv forward|data <n> <c> <h> <w> <k> <r> <s> <stride> <pad> direct|columns
+ *     conv forward|data|weights <n> <c> <h> <w> <k> <r> <s> <stride> <pad> direct|columns
  *          <ms_direct> <ms_columns>
  *
  * (each gemm record on one line). Times are informative; -1 means not measured. A loss
@@ -315,10 +315,10 @@ static int parse_conv(const char *line, tuning_conv_entry *e) {
     if (k->n < 1 || k->c < 1 || k->h < 1 || k->w < 1 || k->k < 1 || k->r < 1 || k->s < 1 ||
         k->stride < 1 || k->pad < 0)
         return 0;
-    if ((strcmp(dir, "forward") && strcmp(dir, "data")) ||
+    if ((strcmp(dir, "forward") && strcmp(dir, "data") && strcmp(dir, "weights")) ||
         (strcmp(path, "direct") && strcmp(path, "columns")))
         return 0;
-    k->data = strcmp(dir, "data") == 0;
+    k->data = strcmp(dir, "data") == 0 ? 1 : strcmp(dir, "weights") == 0 ? 2 : 0;
     e->direct = strcmp(path, "direct") == 0;
     return 1;
 }
@@ -446,7 +446,7 @@ static void write_records(const tuning_table *t, FILE *f) {
         const tuning_conv_entry *e = &t->conv[i].e;
         const tuning_conv_key *k = &e->key;
         fprintf(f, "conv %s %d %d %d %d %d %d %d %d %d %s %.4f %.4f\n",
-                k->data ? "data" : "forward", k->n, k->c, k->h, k->w, k->k, k->r, k->s, k->stride,
+                k->data == 2 ? "weights" : k->data ? "data" : "forward", k->n, k->c, k->h, k->w, k->k, k->r, k->s, k->stride,
                 k->pad, e->direct ? "direct" : "columns", e->ms_direct, e->ms_columns);
     }
 }

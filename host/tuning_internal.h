@@ -33,7 +33,7 @@ typedef struct {
 
 /* A convolution pass's path: the direct kernel or the columns (host/conv.c). */
 typedef struct {
-    int data; /* 0: forward, 1: backward data */
+    int data; /* 0: forward, 1: backward data, 2: backward weights */
     int n, c, h, w, k, r, s, stride, pad;
 } tuning_conv_key;
 

@@ -185,8 +185,9 @@ Test(conv, own_gemm_kernel) {
     clcl_context_free(ctx);
 }
 
-/* The direct kernel: forward at every stride, padding and window; backward data where it
- * is a convolution itself (stride 1, square window, pad < R), the columns elsewhere.
+/* The direct kernels: forward at every stride, padding and window; backward data where it
+ * is a convolution itself (stride 1, square window, pad < R); backward weights for up to
+ * 9 taps (so the 7x7 windows keep the columns there), the columns elsewhere.
  * Output channels not a multiple of 8, rows of 1 to 28 outputs (blocks of 1 to 8). */
 static void conv_case_direct(clcl_context *ctx, ref_conv g, uint64_t seed) {
     conv_case_opt(ctx, g, (clcl_conv_options){.algo = CLCL_CONV_DIRECT}, seed);
@@ -226,9 +227,9 @@ static clcl_tuning_summary summary(clcl_context *ctx) {
     return s;
 }
 
-/* The default path: measured the first time a pass is met (forward; backward data only
- * where the direct kernel fits it), right either way, written to the tuning file; after a
- * reload taken from the file, nothing measured again. */
+/* The default path: measured the first time a pass is met (forward and backward weights;
+ * backward data only where the direct kernel fits it), right either way, written to the
+ * tuning file; after a reload taken from the file, nothing measured again. */
 Test(conv, auto_path_measured_once_and_kept) {
     char path[600];
     snprintf(path, sizeof path, "%s/tuning.txt", test_temp_dir("conv-auto"));
@@ -241,18 +242,20 @@ Test(conv, auto_path_measured_once_and_kept) {
     conv_case_opt(ctx, GEOM(2, 8, 12, 12, 8, 3, 3, 1, 1), autopath, 43);
     conv_case_opt(ctx, GEOM(2, 8, 12, 12, 16, 3, 3, 2, 1), autopath, 44);
     clcl_tuning_summary s = summary(ctx);
-    cr_expect_eq(s.conv_measured, 3, "forward twice and one stride-1 backward data pass");
+    cr_expect_eq(s.conv_measured, 5, "forward and weights twice, one stride-1 data pass");
     cr_expect_eq(s.conv_from_file, 0);
     cr_expect_eq(count_records(path, "forward 2 8 12 12 8 3 3 1 1 "), 1);
     cr_expect_eq(count_records(path, "data 2 8 12 12 8 3 3 1 1 "), 1);
     cr_expect_eq(count_records(path, "forward 2 8 12 12 16 3 3 2 1 "), 1);
     cr_expect_eq(count_records(path, "data 2 8 12 12 16 3 3 2 1 "), 0);
+    cr_expect_eq(count_records(path, "weights 2 8 12 12 8 3 3 1 1 "), 1);
+    cr_expect_eq(count_records(path, "weights 2 8 12 12 16 3 3 2 1 "), 1);
 
     cr_assert_eq(clcl_tuning_reload(ctx), CLCL_OK, "%s", clcl_last_error());
     conv_case_opt(ctx, GEOM(2, 8, 12, 12, 8, 3, 3, 1, 1), autopath, 45);
     s = summary(ctx);
     cr_expect_eq(s.conv_measured, 0, "measured again after a reload");
-    cr_expect_eq(s.conv_from_file, 3);
+    cr_expect_eq(s.conv_from_file, 5);
     clcl_context_free(ctx);
 }
 
