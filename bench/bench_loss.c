@@ -7,7 +7,7 @@
  *
  *   bench_loss [--sizes 256,512,1024,4096,8192] [--dims 128,256] [--reps 5] [--warmup 2]
  *              [--tau 0.2] [--theta 0.8] [--mode attract|eliminate] [--weight 1] [--cap 0]
- *              [--impls tiles,rows,unfused] [--gemm 2048] [--csv FILE] [--device D]
+ *              [--impls tiles,rows,unfused] [--gemm 1024] [--csv FILE] [--device D]
  *
  * GFLOP/s counts 4 (2N)^2 d flops per call, the two products of the plain algorithm (S = z
  * z^T and dz = A z); the fused kernels do one more product's work (the forward and backward
@@ -108,7 +108,7 @@ static bench_options parse_options(int argc, char **argv) {
                        .n_dims = 2,
                        .reps = 5,
                        .warmup = 2,
-                       .gemm = 2048,
+                       .gemm = 1024,
                        .tau = 0.2f,
                        .theta = 0.8f,
                        .weight = 1.0f,

@@ -600,8 +600,10 @@ __kernel REQD_WG void loss_reduce(__global const float *rowf, __global const int
 #define RKV        (ROWS_KV * ROWS_VW)                /* features per step of the dz accumulator */
 #define RDP        ((LOSS_DIM + RKV - 1) / RKV * RKV) /* row length of zp, zero-padded */
 
-/* zt (LOSS_DIM, ld) = z^T with zero columns from n2 to ld, and zp (n2, RDP) = z with zero
- * features past LOSS_DIM. One work-item per column of zt (ld items). */
+/* zt = z^T packed by column block: block b holds (LOSS_DIM, RJB) = features by its RJB
+ * columns, contiguous (so a block's sweep over k reads one stream, without the cache-set
+ * conflicts of a power-of-two row stride), zero in the columns from n2 to ld; and zp (n2,
+ * RDP) = z with zero features past LOSS_DIM. One work-item per column of zt (ld items). */
 __kernel void loss_rows_layout(__global const float *z, __global float *zt, __global float *zp,
                                const int n2, const int ld) {
     const int j = get_global_id(0);
@@ -610,7 +612,7 @@ __kernel void loss_rows_layout(__global const float *z, __global float *zt, __gl
     for (int k = 0; k < RDP; k++) {
         const float v = j < n2 && k < LOSS_DIM ? z[j * LOSS_DIM + k] : 0.0f;
         if (k < LOSS_DIM)
-            zt[k * ld + j] = v;
+            zt[(j / RJB) * (LOSS_DIM * RJB) + k * RJB + j % RJB] = v;
         if (j < n2)
             zp[j * RDP + k] = v;
     }
@@ -636,9 +638,11 @@ static float rows_hsum(const RVEC v) {
     return s;
 }
 
-/* s[r][v] = s_ij for i = rows[r] and the ROWS_VW columns j0 + v ROWS_VW + lane. */
-static void rows_dot(__global const float *z, __global const float *zt, const int ld,
-                     const int *rows, const int j0, RVEC s[ROWS_RB][ROWS_NV]) {
+/* s[r][v] = s_ij for i = rows[r] and the ROWS_VW columns j0 + v ROWS_VW + lane (j0 a
+ * multiple of RJB). */
+static void rows_dot(__global const float *z, __global const float *zt, const int *rows,
+                     const int j0, RVEC s[ROWS_RB][ROWS_NV]) {
+    __global const float *panel = zt + (j0 / RJB) * (LOSS_DIM * RJB);
 #pragma unroll
     for (int r = 0; r < ROWS_RB; r++)
 #pragma unroll
@@ -648,7 +652,7 @@ static void rows_dot(__global const float *z, __global const float *zt, const in
         RVEC b[ROWS_NV];
 #pragma unroll
         for (int v = 0; v < ROWS_NV; v++)
-            b[v] = RVLOAD(0, zt + k * ld + j0 + v * ROWS_VW);
+            b[v] = RVLOAD(0, panel + k * RJB + v * ROWS_VW);
 #pragma unroll
         for (int r = 0; r < ROWS_RB; r++) {
             const RVEC a = (RVEC)(z[rows[r] * LOSS_DIM + k]);
@@ -747,7 +751,7 @@ static void rows_visit(row_state *st, rows_lanes *ln, const RVEC s[ROWS_NV], con
 /* The forward pass, rows [ROWS_RB g, ROWS_RB (g + 1)) for work-item g: rowf and rowi. */
 __kernel void loss_rows_forward(__global const float *z, __global const float *zt,
                                 __global const int *labels, __global float *rowf,
-                                __global int *rowi, const int n2, const int ld, const float inv_tau,
+                                __global int *rowi, const int n2, const float inv_tau,
                                 const float theta, const float weight, const int mode,
                                 const int has_labels) {
     const int i0 = get_global_id(0) * ROWS_RB;
@@ -770,7 +774,7 @@ __kernel void loss_rows_forward(__global const float *z, __global const float *z
 
     for (int j0 = 0; j0 < n2; j0 += RJB) {
         RVEC s[ROWS_RB][ROWS_NV];
-        rows_dot(z, zt, ld, rows, j0, s);
+        rows_dot(z, zt, rows, j0, s);
         for (int r = 0; r < ROWS_RB; r++) {
             const int i = rows[r];
             rows_visit(&st[r], &ln[r], s[r], j0, iota, i, (i + n2 / 2) % n2, labels, has_labels,
@@ -816,8 +820,8 @@ static RVEC rows_grad_term(const RVEC s, const RIVEC b, const RIVEC is_p, const 
 __kernel void loss_rows_backward(__global const float *z, __global const float *zt,
                                  __global const float *zp, __global const float *rowf,
                                  __global const int *rowi, __global float *dz, const int n2,
-                                 const int ld, const float inv_tau, const float theta,
-                                 const float weight, const int mode, const float scale) {
+                                 const float inv_tau, const float theta, const float weight,
+                                 const int mode, const float scale) {
     const int i0 = get_global_id(0) * ROWS_RB;
     if (i0 >= n2)
         return;
@@ -845,7 +849,7 @@ __kernel void loss_rows_backward(__global const float *z, __global const float *
         /* the block's similarities, then A = G_ij + G_ji in a[r][c] */
         RVEC s[ROWS_RB][ROWS_NV];
         float a[ROWS_RB][RJB];
-        rows_dot(z, zt, ld, rows, j0, s);
+        rows_dot(z, zt, rows, j0, s);
 #pragma unroll
         for (int v = 0; v < ROWS_NV; v++) {
             const int j = j0 + v * ROWS_VW;

@@ -551,18 +551,17 @@ static clcl_status rows_forward(clcl_loss *loss, const loss_params *p) {
     CLCL_TRY(clcl_kernel_args(
         loss->rows_forward, CLCL_ARG_MEM(loss->z), CLCL_ARG_MEM(loss->zt), CLCL_ARG_MEM(p->labels),
         CLCL_ARG_MEM(loss->rowf), CLCL_ARG_MEM(loss->rowi), CLCL_ARG_INT(loss->n2),
-        CLCL_ARG_INT(r->ld), CLCL_ARG_FLOAT(p->inv_tau), CLCL_ARG_FLOAT(p->theta),
-        CLCL_ARG_FLOAT(p->weight), CLCL_ARG_INT(p->mode), CLCL_ARG_INT(p->has_labels)));
+        CLCL_ARG_FLOAT(p->inv_tau), CLCL_ARG_FLOAT(p->theta), CLCL_ARG_FLOAT(p->weight),
+        CLCL_ARG_INT(p->mode), CLCL_ARG_INT(p->has_labels)));
     return launch_row_blocks(loss, loss->rows_forward);
 }
 
 static clcl_status rows_backward(clcl_loss *loss, const loss_params *p, cl_mem dz) {
-    CLCL_TRY(clcl_kernel_args(loss->rows_backward, CLCL_ARG_MEM(loss->z), CLCL_ARG_MEM(loss->zt),
-                              CLCL_ARG_MEM(loss->zp), CLCL_ARG_MEM(loss->rowf),
-                              CLCL_ARG_MEM(loss->rowi), CLCL_ARG_MEM(dz), CLCL_ARG_INT(loss->n2),
-                              CLCL_ARG_INT(loss->rows_shape.ld), CLCL_ARG_FLOAT(p->inv_tau),
-                              CLCL_ARG_FLOAT(p->theta), CLCL_ARG_FLOAT(p->weight),
-                              CLCL_ARG_INT(p->mode), CLCL_ARG_FLOAT(p->scale)));
+    CLCL_TRY(clcl_kernel_args(
+        loss->rows_backward, CLCL_ARG_MEM(loss->z), CLCL_ARG_MEM(loss->zt), CLCL_ARG_MEM(loss->zp),
+        CLCL_ARG_MEM(loss->rowf), CLCL_ARG_MEM(loss->rowi), CLCL_ARG_MEM(dz),
+        CLCL_ARG_INT(loss->n2), CLCL_ARG_FLOAT(p->inv_tau), CLCL_ARG_FLOAT(p->theta),
+        CLCL_ARG_FLOAT(p->weight), CLCL_ARG_INT(p->mode), CLCL_ARG_FLOAT(p->scale)));
     return launch_row_blocks(loss, loss->rows_backward);
 }
 

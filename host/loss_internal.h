@@ -31,8 +31,8 @@ typedef struct {
 
 /* The row-block kernels' shape (CLCL_LOSS_FUSED_ROWS): rb anchor rows per work-item, column
  * blocks of nv vectors of vw floats, kv feature vectors per step of the backward product,
- * work-groups of wg items; ld = 2N rounded up to nv vw (the row length of zt) and dp = d
- * rounded up to kv vw (the row length of zp). */
+ * work-groups of wg items; ld = 2N rounded up to a block of nv vw columns (the columns of
+ * zt) and dp = d rounded up to kv vw (the row length of zp). */
 typedef struct {
     int rb, vw, nv, kv, wg;
     int ld, dp;
@@ -67,7 +67,8 @@ struct clcl_loss {
     cl_mem labels; /* (2N) copy of host labels; zeros until then */
     cl_mem result; /* (LOSS_R_WORDS) */
     cl_mem sim;    /* (2N, 2N), unfused only */
-    cl_mem zt;     /* (d, ld) z transposed, zero columns past 2N; fused rows only */
+    cl_mem zt;     /* z transposed, packed by column block: (ld / block, d, block), zero
+                    * columns past 2N; fused rows only */
     cl_mem zp;     /* (2N, dp) z, zero features past d; fused rows only */
     cl_int result_init[LOSS_R_WORDS];
 };
