@@ -578,7 +578,7 @@ __kernel REQD_WG void loss_reduce(__global const float *rowf, __global const int
  * backward pass sees the forward's masks. They write the same rowf / rowi layout. */
 
 #ifndef ROWS_RB
-#define ROWS_RB 4 /* anchor rows per work-item */
+#define ROWS_RB 6 /* anchor rows per work-item */
 #endif
 #ifndef ROWS_VW
 #define ROWS_VW 8 /* vector width of a column block: 4, 8 or 16 floats */

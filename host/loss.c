@@ -20,7 +20,7 @@
 
 /* The row-block kernels' tunables (cl/contrastive.cl's defaults, passed explicitly so that
  * clcl_loss_describe can say them). */
-static const loss_rows ROWS_SHAPE = {.rb = 4, .vw = 8, .nv = 2, .kv = 2};
+static const loss_rows ROWS_SHAPE = {.rb = 6, .vw = 8, .nv = 2, .kv = 2};
 
 const char *clcl_fn_mode_name(clcl_fn_mode mode) {
     return mode == CLCL_FN_ELIMINATE ? "eliminate" : "attract";
