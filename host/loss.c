@@ -237,34 +237,23 @@ static double loss_now_ms(void) {
 }
 
 /* One implementation at tau 0.2, theta 2 (no detection) on h: the loss, dh (host, n2 * dim
- * floats) and the best of up to 3 timed calls after the first (ms). When bound_ms > 0 and
- * the first call took over LOSS_BOUND_FACTOR times as long (and over LOSS_BOUND_MS, so that a
- * first call's build time cannot decide), that call's time is *best, an upper bound: the
- * implementation has lost anyway. */
-#define LOSS_BOUND_FACTOR 10
-#define LOSS_BOUND_MS     1000
-
+ * floats) and the best of up to 3 timed calls after the first (ms), fewer once 0.3 s are
+ * spent. The first call is not timed: on some devices it includes building the kernels. */
 static clcl_status loss_trial(clcl_context *ctx, const clcl_tensor *h, const clcl_loss_config *cfg,
-                              double bound_ms, float *value, float *dh_host, double *best) {
+                              float *value, float *dh_host, double *best) {
     clcl_loss *loss = NULL;
     clcl_tensor dh = {0};
     clcl_status st;
 
     CLCL_TRY(clcl_loss_create(ctx, h->shape[0], h->shape[1], cfg, &loss));
     CLCL_TRY_GOTO(st, clcl_tensor_create(ctx, &dh, 2, h->shape), done);
-    double t0 = loss_now_ms();
     CLCL_TRY_GOTO(st, clcl_loss_forward_backward(loss, h, NULL, 0.2f, 2.0f, value, &dh, NULL),
                   done);
-    double first = loss_now_ms() - t0;
     CLCL_TRY_GOTO(st, clcl_tensor_read(ctx, &dh, dh_host), done);
     *best = -1;
-    if (bound_ms > 0 && first > LOSS_BOUND_FACTOR * bound_ms && first > LOSS_BOUND_MS) {
-        *best = first;
-        goto done;
-    }
     for (int r = 0, spent = 0; r < 3 && spent < 300; r++) {
         float v;
-        t0 = loss_now_ms();
+        double t0 = loss_now_ms();
         CLCL_TRY_GOTO(st, clcl_loss_forward_backward(loss, h, NULL, 0.2f, 2.0f, &v, &dh, NULL),
                       done);
         double ms = loss_now_ms() - t0;
@@ -307,9 +296,9 @@ static clcl_status loss_seeded_rows(clcl_context *ctx, int n2, int dim, clcl_ten
     return st;
 }
 
-/* Every implementation on seeded rows, the row blocks first, then unfused, then the tiles
- * (each bounded by the best so far); the tiled kernels' result is the reference that the
- * others must agree with to be chosen, and the fastest of those wins. */
+/* Every implementation on seeded rows (the row blocks, unfused, the tiles); the tiled
+ * kernels' result is the reference that the others must agree with to be chosen, and the
+ * fastest of those wins. */
 static clcl_status loss_measure(clcl_context *ctx, int n2, int dim, const clcl_loss_config *config,
                                 tuning_loss_entry *e) {
     static const clcl_loss_impl order[3] = {CLCL_LOSS_FUSED_ROWS, CLCL_LOSS_UNFUSED,
@@ -329,11 +318,11 @@ static clcl_status loss_measure(clcl_context *ctx, int n2, int dim, const clcl_l
                              .ms_fused = -1,
                              .ms_unfused = -1,
                              .ms_rows = -1};
-    double *ms[3] = {&e->ms_rows, &e->ms_unfused, &e->ms_fused}, bound = -1;
+    double *ms[3] = {&e->ms_rows, &e->ms_unfused, &e->ms_fused};
     for (int c = 0; c < 3 && st == CLCL_OK; c++) {
         clcl_loss_config cfg = *config;
         cfg.impl = order[c];
-        clcl_status tried = loss_trial(ctx, &h, &cfg, bound, &v[c], dh + c * n, ms[c]);
+        clcl_status tried = loss_trial(ctx, &h, &cfg, &v[c], dh + c * n, ms[c]);
         if (tried != CLCL_OK && order[c] == CLCL_LOSS_FUSED) {
             st = tried;
         } else if (tried != CLCL_OK) {
@@ -342,7 +331,6 @@ static clcl_status loss_measure(clcl_context *ctx, int n2, int dim, const clcl_l
             *ms[c] = -1;
         } else {
             ran[c] = 1;
-            bound = bound < 0 || *ms[c] < bound ? *ms[c] : bound;
         }
     }
 
