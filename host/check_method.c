@@ -40,6 +40,10 @@ static const loss_case LOSSES[] = {
     {CLCL_LOSS_UNFUSED, CLCL_FN_ATTRACT, 0, 1, "loss unfused attract"},
     {CLCL_LOSS_UNFUSED, CLCL_FN_ELIMINATE, 3, 0, "loss unfused eliminate cap 3"},
     {CLCL_LOSS_UNFUSED, CLCL_FN_ELIMINATE, 3, 1, "loss unfused eliminate cap 3"},
+    {CLCL_LOSS_FUSED_ROWS, CLCL_FN_ATTRACT, 0, 0, "loss fused rows attract"},
+    {CLCL_LOSS_FUSED_ROWS, CLCL_FN_ATTRACT, 0, 1, "loss fused rows attract"},
+    {CLCL_LOSS_FUSED_ROWS, CLCL_FN_ELIMINATE, 3, 0, "loss fused rows eliminate cap 3"},
+    {CLCL_LOSS_FUSED_ROWS, CLCL_FN_ELIMINATE, 3, 1, "loss fused rows eliminate cap 3"},
 };
 
 /* The device's loss, pseudo-positive count and gradient for h (LOSS_ROWS, LOSS_DIM). */
