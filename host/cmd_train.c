@@ -1,6 +1,7 @@
 /* `clcl train`: the command line around host/train.c. */
 #include <math.h>
 #include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,19 @@ static clcl_status start(clcl_run *r) {
     int resumed = *r->cfg.resume != '\0';
     clcl_accuracy acc;
 
+    if (!resumed) {
+        /* a new run never replaces another's results */
+        const char *held[] = {"config.json", "metrics.jsonl", "checkpoint"};
+        for (size_t i = 0; i < sizeof held / sizeof *held; i++) {
+            char path[1100];
+            snprintf(path, sizeof path, "%s/%s", r->cfg.out, held[i]);
+            if (access(path, F_OK) == 0)
+                return clcl_fail(CLCL_ERR_ARGUMENT,
+                                 "--out %s already holds a run (%s); `clcl train --resume %s` "
+                                 "continues it, or choose another --out",
+                                 r->cfg.out, path, r->cfg.out);
+        }
+    }
     CLCL_TRY(clcl_make_dirs(r->cfg.out));
     CLCL_TRY(clcl_run_open(r));
     if (resumed)
@@ -138,9 +152,19 @@ static clcl_status start(clcl_run *r) {
     return clcl_metrics_epoch(r->metrics, &rec);
 }
 
+/* The first Ctrl-C (or SIGTERM) asks the trainer to stop at the next step boundary and
+ * write a checkpoint; a second one ends the process at once. */
 static void on_interrupt(int sig) {
-    (void)sig;
+    static const char msg[] = "\nclcl train: stopping after this step and writing a checkpoint "
+                              "(interrupt again to quit at once, without one)\n";
+    if (clcl_train_stop) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
     clcl_train_stop = 1;
+    ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)ignored;
 }
 
 static void finish(clcl_run *r) {

@@ -109,6 +109,15 @@ Test(train, a_short_run_lowers_the_loss_and_writes_its_outputs, .init = cr_redir
 
     char *argv[] = {"--checkpoint", out, "--probe-epochs", "5", "--knn-k", "20"};
     cr_expect_eq(clcl_cmd_eval(6, argv), 0, "%s", clcl_last_error());
+
+    /* A new run into the same directory is refused and leaves the old one as it was. */
+    size_t before = 0, after = 0;
+    free(slurp(test_join(out, "metrics.jsonl"), &before));
+    cr_expect_eq(train(data, out, "--epochs 1"), 1, "a second run into %s was not refused", out);
+    cr_expect(strstr(clcl_last_error(), "already holds a run"), "%s", clcl_last_error());
+    free(slurp(test_join(out, "metrics.jsonl"), &after));
+    cr_expect_eq(after, before, "metrics.jsonl changed from %zu to %zu bytes", before, after);
+    cr_expect_eq(epoch_loss(out, 4), last);
 }
 
 /* Stops the run in flight once it has logged `after` steps, as Ctrl-C would. */
