@@ -20,9 +20,9 @@ typedef struct {
     double knn_temperature;
 } eval_args;
 
-/* The run directory of a checkpoint argument: DIR itself, or its parent when
- * DIR is the checkpoint folder. */
-static void run_dir_of(const char *arg, char *dir, size_t size) {
+/* The run directory of a checkpoint argument: DIR itself, or its parent when DIR is the
+ * checkpoint folder; 0 when neither holds a config.json. */
+static int run_dir_of(const char *arg, char *dir, size_t size) {
     char probe[1200];
     struct stat sb;
     snprintf(dir, size, "%s", arg);
@@ -31,12 +31,19 @@ static void run_dir_of(const char *arg, char *dir, size_t size) {
         dir[--n] = '\0';
     snprintf(probe, sizeof probe, "%s/config.json", dir);
     if (stat(probe, &sb) == 0)
-        return;
-    char *slash = strrchr(dir, '/');
-    if (slash && slash != dir)
+        return 1;
+    char parent[1100];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent)
         *slash = '\0';
-    else if (!slash)
-        snprintf(dir, size, ".");
+    else
+        snprintf(parent, sizeof parent, slash ? "/" : ".");
+    snprintf(probe, sizeof probe, "%s/config.json", parent);
+    if (stat(probe, &sb) != 0)
+        return 0;
+    snprintf(dir, size, "%s", parent);
+    return 1;
 }
 
 static int evaluate(clcl_run *r, const eval_args *a, const char *run_dir) {
@@ -107,7 +114,13 @@ int clcl_cmd_eval(int argc, char **argv) {
         return 2;
     }
     char run_dir[1100];
-    run_dir_of(a.checkpoint, run_dir, sizeof run_dir);
+    if (!run_dir_of(a.checkpoint, run_dir, sizeof run_dir)) {
+        clcl_fail(CLCL_ERR_ARGUMENT,
+                  "--checkpoint %s: no config.json there or in its parent; expected the --out "
+                  "directory of a clcl train run, or its checkpoint folder",
+                  a.checkpoint);
+        return clcl_cli_report("eval");
+    }
     clcl_run r = {0};
     int rc = evaluate(&r, &a, run_dir);
     clcl_run_close(&r);
