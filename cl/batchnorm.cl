@@ -44,12 +44,9 @@ static float2 group_sum2(float2 v, __local float *sums) {
     return total;
 }
 
-/* A work-item's share of channel c: the units u = lid, lid + size, ... of the channel's
- * N * segs units, unit u being segment u % segs (BN_RUN consecutive values, fewer at the
- * plane's end) of image u / segs's plane of L values. FOR_UNITS runs (first, count) over
- * the share's units, first being an index in x (N, C, L); a sum is taken per unit and the
- * units' sums added up, which keeps the float sums short. */
-/* Compensated (Kahan) summation: s += v with the lost low part carried in e, all of type T. */
+/* Compensated (Kahan) summation: s += v with the lost low part carried in e, all of type T;
+ * the variance's sum uses it (a channel of nearly equal values is otherwise decided by its
+ * rounding, see docs/layers.md). */
 #define KAHAN_ADD(T, s, e, v)                                                                      \
     do {                                                                                           \
         const T y_ = (v) - (e), t_ = (s) + y_;                                                     \
@@ -57,6 +54,10 @@ static float2 group_sum2(float2 v, __local float *sums) {
         (s) = t_;                                                                                  \
     } while (0)
 
+/* A work-item's share of channel c: the units u = lid, lid + size, ... of the channel's
+ * N * segs units, unit u being segment u % segs (BN_RUN consecutive values, fewer at the
+ * plane's end) of image u / segs's plane of L values. FOR_UNITS runs (first, count) over
+ * the share's units, first being an index in x (N, C, L). */
 #define FOR_UNITS(first, count)                                                                    \
     for (int u_ = lid, segs_ = (L + BN_RUN - 1) / BN_RUN, first, count; u_ < N * segs_;            \
          u_ += size)                                                                               \
@@ -79,14 +80,15 @@ __kernel void bn_forward_train(__global const float *x, __global const float *ga
      * its value back exactly (so x - mean is exactly 0 below), others lose less to
      * cancellation */
     const float x0 = x[c * L];
-    float part = 0.0f, err = 0.0f;
+    float part = 0.0f;
     FOR_UNITS(first, count) {
         for (int i = first; i < first + count; i++)
-            KAHAN_ADD(float, part, err, x[i] - x0);
+            part += x[i] - x0;
     }
     const float mean = x0 + group_sum(part, sums) / (float)M;
 
-    part = err = 0.0f;
+    part = 0.0f;
+    float err = 0.0f;
     FOR_UNITS(first, count) {
         for (int i = first; i < first + count; i++) {
             const float d = x[i] - mean;
@@ -137,10 +139,9 @@ __kernel void bn_backward(__global const float *x, __global const float *dy,
     const float mean = save_mean[c], invstd = save_invstd[c];
 
     float2 part = (float2)(0.0f, 0.0f);
-    float2 err = (float2)(0.0f, 0.0f);
     FOR_UNITS(first, count) {
         for (int i = first; i < first + count; i++)
-            KAHAN_ADD(float2, part, err, (float2)(dy[i], dy[i] * (x[i] - mean)));
+            part += (float2)(dy[i], dy[i] * (x[i] - mean));
     }
     const float2 total = group_sum2(part, sums);
     const float db = total.x, dg = total.y * invstd;
