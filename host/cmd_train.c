@@ -133,8 +133,8 @@ static clcl_status start(clcl_run *r) {
                                  r->cfg.out, path, r->cfg.out);
         }
     }
+    CLCL_TRY(clcl_run_open(r)); /* data, device, model: a failure here leaves no --out */
     CLCL_TRY(clcl_make_dirs(r->cfg.out));
-    CLCL_TRY(clcl_run_open(r));
     if (resumed)
         CLCL_TRY(clcl_checkpoint_load(r->cfg.out, r->model, r->optim, &r->pos, NULL, 0));
     CLCL_TRY(write_config(r));

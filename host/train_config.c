@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
+#include "clcl/schedule.h"
 #include "train.h"
 
 /* The presets of --method, applied to the flags the command line did not give. The
@@ -157,6 +159,12 @@ clcl_status clcl_train_resolve(clcl_train_config *c, const clcl_flag *flags, int
     EXPECT(c->knn_temperature > 0, "knn-temperature", "%g; expected > 0", c->knn_temperature);
     EXPECT(c->probe_epochs >= 0, "probe-epochs", "%d; expected >= 0", c->probe_epochs);
     EXPECT(*c->out, "out", "an empty directory name");
+    /* the schedules are checked here too, so a malformed spec is refused before any data
+     * is read (host/train.c parses them again for the run) */
+    clcl_schedule check;
+    CLCL_TRY(clcl_schedule_parse(c->tau, "--tau", &check));
+    CLCL_TRY(clcl_schedule_check_temperature(&check, "--tau"));
+    CLCL_TRY(clcl_schedule_parse(c->threshold, "--threshold", &check));
     return CLCL_OK;
 }
 

@@ -186,7 +186,7 @@ Test(train, bad_input_gives_clear_errors, .init = cr_redirect_stderr, .timeout =
 
     cr_expect_eq(train(data, out, "--epochs two"), 2);
     cr_expect_eq(train(data, out, "--optimizer adam"), 2);
-    cr_expect_eq(train(data, out, "--tau linear:0.2"), 1);
+    cr_expect_eq(train(data, out, "--tau linear:0.2"), 2);
     cr_expect(strstr(clcl_last_error(), "--tau") && strstr(clcl_last_error(), "linear:0.2"), "%s",
               clcl_last_error());
 
