@@ -99,7 +99,11 @@ static void dump(const clcl_run *r) {
     printf("  schedule         %d steps per epoch, %lld in all, peak lr %g\n", r->steps_per_epoch,
            (long long)r->total_steps, clcl_lr_peak(&r->lr));
     print_tuning(r, "tuning");
-    if (*r->cfg.resume)
+    if (*r->cfg.resume && r->pos.epoch >= r->cfg.epochs)
+        printf("  resuming         nothing to do: the run has finished its %d epochs (step %lld); "
+               "--resume with a larger --epochs trains further\n",
+               r->pos.epoch, (long long)r->pos.global_step);
+    else if (*r->cfg.resume)
         printf("  resuming at      epoch %d, step %d (step %lld of all)\n", r->pos.epoch + 1,
                r->pos.step, (long long)r->pos.global_step);
     fflush(stdout);
