@@ -446,8 +446,11 @@ static void write_records(const tuning_table *t, FILE *f) {
         const tuning_conv_entry *e = &t->conv[i].e;
         const tuning_conv_key *k = &e->key;
         fprintf(f, "conv %s %d %d %d %d %d %d %d %d %d %s %.4f %.4f\n",
-                k->data == 2 ? "weights" : k->data ? "data" : "forward", k->n, k->c, k->h, k->w, k->k, k->r, k->s, k->stride,
-                k->pad, e->direct ? "direct" : "columns", e->ms_direct, e->ms_columns);
+                k->data == 2 ? "weights"
+                : k->data    ? "data"
+                             : "forward",
+                k->n, k->c, k->h, k->w, k->k, k->r, k->s, k->stride, k->pad,
+                e->direct ? "direct" : "columns", e->ms_direct, e->ms_columns);
     }
 }
 
