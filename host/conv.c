@@ -203,11 +203,10 @@ static clcl_status conv_uncolumns(clcl_context *ctx, const conv_geom *g, cl_mem 
     return clcl_layers_launch(ctx, k, 2, global);
 }
 
-/* Takes the chunk buffers from the pool: col (C*R*S, ld) and t (K, ld). */
-static clcl_status conv_buffers(const char *fn, clcl_pool *scratch, const conv_geom *g,
-                                clcl_tensor *col, clcl_tensor *t) {
-    if (!scratch)
-        return clcl_fail(CLCL_ERR_ARGUMENT, "%s: scratch pool is NULL; pass a clcl_pool", fn);
+/* Takes the chunk buffers from the pool: col (C*R*S, ld) and t (K, ld). The entry points
+ * have refused a NULL pool already. */
+static clcl_status conv_buffers(clcl_pool *scratch, const conv_geom *g, clcl_tensor *col,
+                                clcl_tensor *t) {
     CLCL_TRY(clcl_pool_tensor(scratch, col, 2, (int[]){g->c * g->r * g->s, g->ld}));
     clcl_status st = clcl_pool_tensor(scratch, t, 2, (int[]){g->k, g->ld});
     if (st != CLCL_OK)
@@ -361,7 +360,7 @@ static clcl_status conv_forward_columns(clcl_context *ctx, clcl_pool *scratch, c
     clcl_status st = CLCL_OK;
 
     CLCL_TRY(conv_plan(ctx, fn, opt, &g));
-    CLCL_TRY(conv_buffers(fn, scratch, &g, &col, &t));
+    CLCL_TRY(conv_buffers(scratch, &g, &col, &t));
     const int crs = g.c * g.r * g.s, pq = g.p * g.q;
     const conv_operand wo = {w->buf, 0, (size_t)crs};
     for (int n0 = 0; n0 < g.n; n0 += g.nb) {
@@ -392,7 +391,7 @@ static clcl_status conv_data_columns(clcl_context *ctx, clcl_pool *scratch, cons
     clcl_status st = CLCL_OK;
 
     CLCL_TRY(conv_plan(ctx, fn, opt, &g));
-    CLCL_TRY(conv_buffers(fn, scratch, &g, &col, &t));
+    CLCL_TRY(conv_buffers(scratch, &g, &col, &t));
     const int crs = g.c * g.r * g.s, pq = g.p * g.q;
     const conv_operand wo = {w->buf, 0, (size_t)crs};
     for (int n0 = 0; n0 < g.n; n0 += g.nb) {
@@ -425,7 +424,7 @@ static clcl_status conv_weights_columns(clcl_context *ctx, clcl_pool *scratch, c
     clcl_status st = CLCL_OK;
 
     CLCL_TRY(conv_plan(ctx, fn, opt, &g));
-    CLCL_TRY(conv_buffers(fn, scratch, &g, &col, &t));
+    CLCL_TRY(conv_buffers(scratch, &g, &col, &t));
     const int crs = g.c * g.r * g.s, pq = g.p * g.q;
     const conv_operand c = {dw->buf, 0, (size_t)crs};
     for (int n0 = 0; n0 < g.n; n0 += g.nb) {
