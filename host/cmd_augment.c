@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "clcl/augment.h"
 #include "clcl/dataset.h"
+#include "clcl/fileio.h"
 #include "clcl/rng.h"
 #include "flags.h"
 
@@ -60,6 +61,12 @@ static void to_bytes(const float *view, int channels, int h, int w, const float 
         }
 }
 
+/* stb_image_write's sink: the encoded bytes go to the temporary file of an atomic write, whose
+ * commit reports any failed write. */
+static void png_chunk(void *file, void *data, int size) {
+    fwrite(data, 1, (size_t)size, file);
+}
+
 /* Lays out the grid and writes the PNG. views (2n, C, oh, ow), view 2 from row n. */
 static int write_grid(const augment_options *o, const uint8_t *images, const float *views, int n,
                       int channels, int h, int w, int oh, int ow, const clcl_augment_config *c) {
@@ -70,6 +77,12 @@ static int write_grid(const augment_options *o, const uint8_t *images, const flo
     int grid_w = 3 * cell_w * zoom + 4 * GAP, grid_h = n * (cell_h * zoom + GAP) + GAP;
     uint8_t *grid = malloc((size_t)grid_w * grid_h * channels);
     uint8_t *bytes = malloc((size_t)channels * oh * ow);
+    if (!grid || !bytes) {
+        free(grid);
+        free(bytes);
+        fprintf(stderr, "clcl augment: out of host memory for the %dx%d grid\n", grid_w, grid_h);
+        return 1;
+    }
     memset(grid, 255, (size_t)grid_w * grid_h * channels);
     for (int i = 0; i < n; i++) {
         int y0 = GAP + i * (cell_h * zoom + GAP);
@@ -81,11 +94,21 @@ static int write_grid(const augment_options *o, const uint8_t *images, const flo
                  zoom);
         }
     }
-    int ok = stbi_write_png(o->out, grid_w, grid_h, channels, grid, grid_w * channels);
+    clcl_atomic_file af;
+    clcl_status st = clcl_atomic_open(&af, o->out);
+    if (st == CLCL_OK &&
+        !stbi_write_png_to_func(png_chunk, af.file, grid_w, grid_h, channels, grid,
+                                grid_w * channels)) {
+        clcl_atomic_abort(&af);
+        st = clcl_fail(CLCL_ERR_NO_MEMORY, "cannot encode the %dx%d PNG for %s", grid_w, grid_h,
+                       o->out);
+    } else if (st == CLCL_OK) {
+        st = clcl_atomic_commit(&af); /* names the file and the cause of a failed write */
+    }
     free(bytes);
     free(grid);
-    if (!ok) {
-        fprintf(stderr, "clcl augment: cannot write %s (stb_image_write failed)\n", o->out);
+    if (st != CLCL_OK) {
+        fprintf(stderr, "clcl augment: %s\n", clcl_last_error());
         return 1;
     }
     printf("wrote %s: %d images of %s (%dx%dx%d), originals | view 1 | view 2 at %dx%d, "

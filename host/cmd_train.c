@@ -81,9 +81,9 @@ static void dump(const clcl_run *r) {
 
     printf("clcl train%s\n", *r->cfg.resume ? " (resumed)" : "");
     clcl_train_config_dump(stdout, &r->cfg);
-    printf("  device           %d: %s (%s, %s)\n", d->index, d->name, d->platform,
+    printf("  device in use    %d: %s (%s, %s)\n", d->index, d->name, d->platform,
            d->driver_version);
-    printf("  data             %d train images (of %d), %d x %d x %d, %d "
+    printf("  data read        %d train images (of %d), %d x %d x %d, %d "
            "classes; %d test\n",
            clcl_dataset_count(r->train), clcl_dataset_total(r->train),
            clcl_dataset_channels(r->train), clcl_dataset_height(r->train),

@@ -84,15 +84,18 @@ static int in_choices(const char *choices, const char *v) {
     return 0;
 }
 
-/* Stores text into the flag; 0 on success. */
+/* Stores text into the flag; 0 on success, 1 for a number out of the type's range, -1 for
+ * text of the wrong form. */
 static int store(clcl_flag *f, const char *text) {
     char *end;
     errno = 0;
     switch (f->type) {
         case CLCL_FLAG_INT: {
             long v = strtol(text, &end, 10);
-            if (*text == '\0' || *end || errno || v < -2147483647L || v > 2147483647L)
+            if (*text == '\0' || *end)
                 return -1;
+            if (errno == ERANGE || v < -2147483647L || v > 2147483647L)
+                return 1;
             *(int *)f->value = (int)v;
             return 0;
         }
@@ -100,15 +103,19 @@ static int store(clcl_flag *f, const char *text) {
             if (*text == '-')
                 return -1;
             unsigned long long v = strtoull(text, &end, 10);
-            if (*text == '\0' || *end || errno)
+            if (*text == '\0' || *end)
                 return -1;
+            if (errno == ERANGE)
+                return 1;
             *(unsigned long long *)f->value = v;
             return 0;
         }
         case CLCL_FLAG_DOUBLE: {
             double v = strtod(text, &end);
-            if (*text == '\0' || *end || errno || !isfinite(v))
+            if (*text == '\0' || *end || isnan(v))
                 return -1;
+            if (!isfinite(v) || (errno == ERANGE && v != 0.0))
+                return 1;
             *(double *)f->value = v;
             return 0;
         }
@@ -163,8 +170,10 @@ int clcl_flags_parse(const char *command, clcl_flag *flags, int n_flags, int arg
             fprintf(stderr, "clcl %s: --%s needs %s\n", command, name, type_word(f));
             return 2;
         }
-        if (store(f, text) != 0) {
-            fprintf(stderr, "clcl %s: --%s '%s': expected %s\n", command, name, text, type_word(f));
+        int bad = store(f, text);
+        if (bad) {
+            fprintf(stderr, "clcl %s: --%s '%s': %s %s\n", command, name, text,
+                    bad > 0 ? "out of range for" : "expected", type_word(f));
             return 2;
         }
         f->given = 1;

@@ -233,8 +233,8 @@ static void print_value(FILE *out, const setting *s, int json) {
         case S:
             if (json)
                 json_string(out, *(const char *const *)s->v);
-            else
-                fputs(*(const char *const *)s->v, out);
+            else /* the dump: an empty setting is its default, resolved on a later line */
+                fputs(**(const char *const *)s->v ? *(const char *const *)s->v : "(default)", out);
             break;
         case I:
             fprintf(out, "%d", *(const int *)s->v);

@@ -11,6 +11,7 @@
  *   colour jitter, normalised by std 0.25 on channel 0: 3e-5 [4.1e-6];
  *   blur of values in [-2, 2]: direct 2e-6 [1.8e-7], FFT 1e-5 [9.5e-7], FFT vs direct 1e-5;
  *   the whole recipe, normalised (STL-10 / Fashion-MNIST statistics): 1e-4 [7.9e-6]. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -861,6 +862,15 @@ Test(augment, command_writes_a_grid_of_originals_and_views) {
     char *missing[] = {"--dataset", "cifar10",  "--data", (char *)test_join(dir, "nothing"),
                        "--out",     (char *)png};
     cr_expect_eq(clcl_cmd_augment(6, missing), 1);
+
+    /* An output that cannot be written: 1, with the path and the cause, and no file left. */
+    const char *nowhere = test_join(dir, "no-such-dir/grid.png");
+    char *unwritable[] = {"--dataset", "cifar10",       "--data", (char *)dir, "--split",
+                          "test",      "--out", (char *)nowhere};
+    cr_expect_eq(clcl_cmd_augment(8, unwritable), 1);
+    cr_expect(strstr(clcl_last_error(), "no-such-dir/grid.png") &&
+                  strstr(clcl_last_error(), strerror(ENOENT)),
+              "the error names the file and the cause: %s", clcl_last_error());
     remove(png);
     remove(test_join(dir, "test_batch.bin"));
     rmdir(dir);

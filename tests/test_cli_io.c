@@ -83,12 +83,19 @@ Test(flags, bad_input_names_the_flag_and_what_was_expected, .init = cr_redirect_
     cr_expect_eq(clcl_flags_parse("train", f.flags, 5, 1, a4), 2);
     char *a5[] = {"--lr", "nan"};
     cr_expect_eq(clcl_flags_parse("train", f.flags, 5, 2, a5), 2);
+    char *a6[] = {"--batch-size", "99999999999"};
+    cr_expect_eq(clcl_flags_parse("train", f.flags, 5, 2, a6), 2);
+    char *a7[] = {"--lr=1e999"};
+    cr_expect_eq(clcl_flags_parse("train", f.flags, 5, 1, a7), 2);
+    cr_expect_eq(f.batch, 256, "a refused value leaves the default");
     fflush(stderr);
     cr_expect_stderr_eq_str("clcl train: --batch-size 'sixty': expected an integer\n"
                             "clcl train: --optimizer 'adam': expected sgd|lars\n"
                             "clcl train: unknown flag '--no-such-flag' (see `clcl train --help`)\n"
                             "clcl train: --lr needs a number\n"
-                            "clcl train: --lr 'nan': expected a number\n");
+                            "clcl train: --lr 'nan': expected a number\n"
+                            "clcl train: --batch-size '99999999999': out of range for an integer\n"
+                            "clcl train: --lr '1e999': out of range for a number\n");
 }
 
 Test(flags, help_lists_every_flag_with_its_default, .init = cr_redirect_stdout) {
