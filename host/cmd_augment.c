@@ -96,9 +96,8 @@ static int write_grid(const augment_options *o, const uint8_t *images, const flo
     }
     clcl_atomic_file af;
     clcl_status st = clcl_atomic_open(&af, o->out);
-    if (st == CLCL_OK &&
-        !stbi_write_png_to_func(png_chunk, af.file, grid_w, grid_h, channels, grid,
-                                grid_w * channels)) {
+    if (st == CLCL_OK && !stbi_write_png_to_func(png_chunk, af.file, grid_w, grid_h, channels, grid,
+                                                 grid_w * channels)) {
         clcl_atomic_abort(&af);
         st = clcl_fail(CLCL_ERR_NO_MEMORY, "cannot encode the %dx%d PNG for %s", grid_w, grid_h,
                        o->out);

@@ -865,8 +865,8 @@ Test(augment, command_writes_a_grid_of_originals_and_views) {
 
     /* An output that cannot be written: 1, with the path and the cause, and no file left. */
     const char *nowhere = test_join(dir, "no-such-dir/grid.png");
-    char *unwritable[] = {"--dataset", "cifar10",       "--data", (char *)dir, "--split",
-                          "test",      "--out", (char *)nowhere};
+    char *unwritable[] = {"--dataset", "cifar10", "--data", (char *)dir,
+                          "--split",   "test",    "--out",  (char *)nowhere};
     cr_expect_eq(clcl_cmd_augment(8, unwritable), 1);
     cr_expect(strstr(clcl_last_error(), "no-such-dir/grid.png") &&
                   strstr(clcl_last_error(), strerror(ENOENT)),
