@@ -135,6 +135,8 @@ def main():
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--warmup-epochs", type=float, default=1.0)
     p.add_argument("--tau", default="constant:0.1")
+    p.add_argument("--tau-scaled", action="store_true",
+                   help="multiply the loss by tau / (tau at step 0), as MoCo v3 scales by 2 tau")
     p.add_argument("--eval-every", type=int, default=6)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
@@ -170,8 +172,10 @@ def main():
             for g in opt.param_groups:
                 g["lr"] = lr
             x = train_x[order[s * a.batch:(s + 1) * a.batch]]
-            loss = nt_xent(model(torch.cat([augment(x, gen), augment(x, gen)])),
-                           schedule(a.tau, step / max(1, total - 1)))
+            tau = schedule(a.tau, step / max(1, total - 1))
+            loss = nt_xent(model(torch.cat([augment(x, gen), augment(x, gen)])), tau)
+            if a.tau_scaled:
+                loss = loss * (tau / schedule(a.tau, 0.0))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

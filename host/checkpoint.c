@@ -48,6 +48,12 @@ static clcl_status write_state(const char *path, const clcl_optim *optim,
     snprintf(text, sizeof text, "%lld", (long long)pos->global_step);
     if (st == CLCL_OK)
         st = clcl_safetensors_add_metadata(w, "clcl.global_step", text);
+    snprintf(text, sizeof text, "%a", pos->epoch_loss_sum); /* exact, so resuming is too */
+    if (st == CLCL_OK)
+        st = clcl_safetensors_add_metadata(w, "clcl.epoch_loss_sum", text);
+    snprintf(text, sizeof text, "%.3f", pos->epoch_seconds);
+    if (st == CLCL_OK)
+        st = clcl_safetensors_add_metadata(w, "clcl.epoch_seconds", text);
     if (st == CLCL_OK)
         st = clcl_safetensors_write(w, path);
     clcl_safetensors_writer_free(w);
@@ -113,9 +119,13 @@ static clcl_status read_state(const char *path, clcl_optim *optim, clcl_train_po
         s = read_i64(st, "train.global_step", &global);
     if (s == CLCL_OK && optim)
         s = clcl_optim_load(optim, st);
-    clcl_safetensors_free(st);
+    /* absent from checkpoints of before they were kept: the epoch then restarts its sums */
+    const char *loss = clcl_safetensors_metadata(st, "clcl.epoch_loss_sum");
+    const char *seconds = clcl_safetensors_metadata(st, "clcl.epoch_seconds");
     if (s == CLCL_OK)
-        *pos = (clcl_train_position){(int)epoch, (int)step, global};
+        *pos = (clcl_train_position){(int)epoch, (int)step, global, loss ? strtod(loss, NULL) : 0,
+                                     seconds ? strtod(seconds, NULL) : 0};
+    clcl_safetensors_free(st);
     return s;
 }
 

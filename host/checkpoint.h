@@ -12,11 +12,15 @@
 #include "clcl/optim.h"
 
 /* Where training stands: the next batch to run is step `step` of epoch `epoch`
- * (0-based); `global_step` batches have been run in all. */
+ * (0-based); `global_step` batches have been run in all. A checkpoint taken inside an epoch
+ * also keeps the sum of that epoch's step losses so far and its training seconds so far, so
+ * that a resumed run reports the whole epoch (both 0 at an epoch's end). */
 typedef struct {
     int epoch;
     int step;
     int64_t global_step;
+    double epoch_loss_sum;
+    double epoch_seconds;
 } clcl_train_position;
 
 clcl_status clcl_checkpoint_save(const char *out_dir, clcl_model *model, const clcl_optim *optim,

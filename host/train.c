@@ -321,7 +321,9 @@ static clcl_status end_epoch(clcl_run *r, progress *p, int epoch_done) {
 
 /* Stops on Ctrl-C after the step in flight, with a checkpoint to resume from.
  */
-static clcl_status stop_interrupted(clcl_run *r) {
+static clcl_status stop_interrupted(clcl_run *r, const progress *p) {
+    r->pos.epoch_loss_sum = p->epoch_loss;
+    r->pos.epoch_seconds = clcl_now() - p->epoch_started;
     CLCL_TRY(clcl_checkpoint_save(r->cfg.out, r->model, r->optim, &r->pos));
     clcl_metrics_plot(r->metrics);
     return clcl_fail(CLCL_ERR_ARGUMENT,
@@ -367,16 +369,16 @@ static clcl_status run_batches(clcl_run *r, clcl_loader *loader, progress *p) {
                    "the untrained network's kNN) and took %.2f s\n",
                    t0 - r->started, t0 - r->started - r->eval0_seconds, dt);
         p->step_seconds = p->step_seconds > 0 ? 0.9 * p->step_seconds + 0.1 * dt : dt;
-        r->pos = (clcl_train_position){b.epoch, b.step + 1, r->pos.global_step + 1};
+        r->pos = (clcl_train_position){b.epoch, b.step + 1, r->pos.global_step + 1, 0, 0};
         p->epoch_loss += s.loss;
         p->epoch_steps++;
         CLCL_TRY(log_step(r, p, &b, &s));
         if (b.step + 1 == r->steps_per_epoch) {
-            r->pos = (clcl_train_position){b.epoch + 1, 0, r->pos.global_step};
+            r->pos = (clcl_train_position){b.epoch + 1, 0, r->pos.global_step, 0, 0};
             CLCL_TRY(end_epoch(r, p, b.epoch + 1));
         }
         if (clcl_train_stop)
-            return stop_interrupted(r);
+            return stop_interrupted(r, p);
     }
     return CLCL_OK;
 }
@@ -397,7 +399,10 @@ clcl_status clcl_run_train(clcl_run *r) {
     if (r->pos.epoch >= r->cfg.epochs)
         return CLCL_OK; /* resumed a finished run */
     CLCL_TRY(clcl_loader_create(&lc, &loader));
-    p.epoch_started = clcl_now();
+    /* a run resumed inside an epoch goes on with that epoch's sums */
+    p.epoch_started = clcl_now() - r->pos.epoch_seconds;
+    p.epoch_loss = r->pos.epoch_loss_sum;
+    p.epoch_steps = r->pos.step;
     clcl_status st = run_batches(r, loader, &p);
     clcl_loader_free(loader);
     return st;

@@ -177,6 +177,9 @@ Test(train, a_resumed_run_ends_bit_for_bit_like_an_uninterrupted_one, .init = cr
     cr_expect(na == nb && memcmp(ma, mb, na) == 0, "the optimizer state differs");
     free(ma);
     free(mb);
+    /* the interrupted epoch's record covers all of its steps, in both processes */
+    cr_expect_eq(epoch_loss(b, 1), epoch_loss(a, 1));
+    cr_expect_eq(epoch_loss(b, 2), epoch_loss(a, 2));
 }
 
 Test(train, bad_input_gives_clear_errors, .init = cr_redirect_stderr, .timeout = 300) {
