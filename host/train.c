@@ -201,6 +201,12 @@ static clcl_status train_step(clcl_run *r, const clcl_batch *b, int slot, step_r
                                         &out->stats));
     if (!isfinite(out->loss))
         return clcl_fail(CLCL_ERR_NON_FINITE, "the loss is %g", out->loss);
+    /* The logits are s / tau, so the gradient shrinks as tau rises; --loss-scale tau keeps its
+     * size by scaling it with tau / tau(0) (docs/method.md). The loss logged is unscaled. */
+    double scale =
+        strcmp(r->cfg.loss_scale, "tau") == 0 ? out->tau / clcl_schedule_at(&r->tau, 0) : 1.0;
+    if (scale != 1.0)
+        CLCL_TRY(clcl_tensor_scale(r->ctx, (float)scale, &r->dh));
     CLCL_TRY(clcl_model_backward(r->model, &r->dh, NULL));
     out->lr = clcl_lr_at(&r->lr, r->pos.global_step);
     CLCL_TRY(clcl_optim_step(r->optim, (float)out->lr));

@@ -32,10 +32,11 @@ typedef struct {
     double weight_decay;
     double warmup_epochs;
     /* the method */
-    const char *method;    /* simclr, progressive */
-    const char *tau;       /* schedule spec */
-    const char *threshold; /* schedule spec or "off" */
-    const char *fn_mode;   /* attract, eliminate */
+    const char *method;     /* simclr, progressive */
+    const char *tau;        /* schedule spec */
+    const char *loss_scale; /* tau: the loss times tau / tau at step 0; none */
+    const char *threshold;  /* schedule spec or "off" */
+    const char *fn_mode;    /* attract, eliminate */
     double fn_weight;
     int fn_cap;
     /* run */

@@ -36,6 +36,7 @@ void clcl_train_defaults(clcl_train_config *c) {
         .warmup_epochs = 1,
         .method = "progressive",
         .tau = PROGRESSIVE_TAU,
+        .loss_scale = "tau",
         .threshold = PROGRESSIVE_THRESHOLD,
         .fn_mode = "attract",
         .fn_weight = 1.0,
@@ -82,6 +83,8 @@ clcl_flag *clcl_train_flags(clcl_train_config *c, int *n) {
         CHOICE("method", method, "simclr|progressive",
                "preset: simclr = constant tau, no false-negative detection"),
         FLAG("tau", CLCL_FLAG_STRING, tau, "temperature schedule"),
+        CHOICE("loss-scale", loss_scale, "tau|none",
+               "tau: loss x tau / (tau at step 0), so a rising tau keeps the gradient's size"),
         FLAG("threshold", CLCL_FLAG_STRING, threshold, "false-negative threshold schedule"),
         CHOICE("fn-mode", fn_mode, "attract|eliminate", "what detected false negatives become"),
         FLAG("fn-weight", CLCL_FLAG_DOUBLE, fn_weight, "weight of pseudo-positives, 0..1"),
@@ -211,6 +214,7 @@ static int settings(const clcl_train_config *c, setting *s) {
         {"warmup_epochs", D, &c->warmup_epochs},
         {"method", S, &c->method},
         {"tau", S, &c->tau},
+        {"loss_scale", S, &c->loss_scale},
         {"threshold", S, &c->threshold},
         {"fn_mode", S, &c->fn_mode},
         {"fn_weight", D, &c->fn_weight},
@@ -323,8 +327,15 @@ clcl_status clcl_train_config_read(const char *path, clcl_train_config *c) {
     clcl_train_defaults(c);
     setting s[64];
     int count = settings((clcl_train_config *)c, s);
-    for (int i = 0; i < count; i++)
-        if (read_setting(text, &s[i]) != 0)
-            return clcl_fail(CLCL_ERR_FORMAT, "%s: no valid \"%s\"", path, s[i].name);
+    for (int i = 0; i < count; i++) {
+        if (read_setting(text, &s[i]) == 0)
+            continue;
+        /* runs of before the setting existed trained without the scaling */
+        if (s[i].v == &c->loss_scale && !strstr(text, "\"loss_scale\"")) {
+            c->loss_scale = "none";
+            continue;
+        }
+        return clcl_fail(CLCL_ERR_FORMAT, "%s: no valid \"%s\"", path, s[i].name);
+    }
     return CLCL_OK;
 }

@@ -87,6 +87,51 @@ static double epoch_loss(const char *out, int e) {
     return loss;
 }
 
+/* The loss logged at global step `step` (1-based) from metrics.jsonl. */
+static double step_loss(const char *out, int step) {
+    char *log = slurp(test_join(out, "metrics.jsonl"), NULL), pattern[64];
+    snprintf(pattern, sizeof pattern, "\"type\":\"step\",\"epoch\":1,\"step\":%d,", step);
+    char *p = strstr(log, pattern);
+    cr_assert_not_null(p, "no record of step %d in\n%s", step, log);
+    double loss = strtod(strstr(p, "\"loss\":") + 7, NULL);
+    free(log);
+    return loss;
+}
+
+/* --loss-scale tau multiplies the gradient by tau / tau(0): 1 at the first step, so two runs
+ * that differ only in it take the same first update (equal losses at steps 1 and 2) and part
+ * after it; with a constant tau the factor is always 1 and the runs are bit-identical. */
+Test(train, the_loss_scale_follows_the_rise_of_tau, .init = cr_redirect_stdout, .timeout = 300) {
+    const char *data = make_dataset();
+    const char *root = test_temp_dir("loss-scale");
+    char a[600], b[600], c[600], d[600];
+    snprintf(a, sizeof a, "%s/a", root);
+    snprintf(b, sizeof b, "%s/b", root);
+    snprintf(c, sizeof c, "%s/c", root);
+    snprintf(d, sizeof d, "%s/d", root);
+    const char *rising = "--epochs 1 --tau linear:0.2:0.6 --threshold off --warmup-epochs 0";
+    char line[256];
+    snprintf(line, sizeof line, "%s --loss-scale tau", rising);
+    cr_assert_eq(train(data, a, line), 0, "%s", clcl_last_error());
+    snprintf(line, sizeof line, "%s --loss-scale none", rising);
+    cr_assert_eq(train(data, b, line), 0, "%s", clcl_last_error());
+    cr_expect_eq(step_loss(a, 1), step_loss(b, 1));
+    cr_expect_eq(step_loss(a, 2), step_loss(b, 2), "the first update was scaled");
+    cr_expect_neq(step_loss(a, 3), step_loss(b, 3), "the second update was not scaled");
+
+    const char *constant = "--epochs 1 --method simclr --tau constant:0.2";
+    snprintf(line, sizeof line, "%s --loss-scale tau", constant);
+    cr_assert_eq(train(data, c, line), 0, "%s", clcl_last_error());
+    snprintf(line, sizeof line, "%s --loss-scale none", constant);
+    cr_assert_eq(train(data, d, line), 0, "%s", clcl_last_error());
+    size_t nc, nd;
+    char *mc = slurp(test_join(c, "checkpoint/model.safetensors"), &nc);
+    char *md = slurp(test_join(d, "checkpoint/model.safetensors"), &nd);
+    cr_expect(nc == nd && memcmp(mc, md, nc) == 0, "a constant tau's scale is not 1");
+    free(mc);
+    free(md);
+}
+
 Test(train, a_short_run_lowers_the_loss_and_writes_its_outputs, .init = cr_redirect_stdout,
      .timeout = 600) {
     const char *data = make_dataset();
