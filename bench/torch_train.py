@@ -5,14 +5,15 @@ projection F -> F -> BN -> ReLU -> 128, torchvision's initialisation), a class-b
 subset, random resized crops (scale 0.2-1, ratio 3/4-4/3, bilinear) and flips, normalised
 with Fashion-MNIST's mean and std, NT-Xent with a constant or linearly rising temperature,
 SGD with momentum 0.9 and weight decay on weights only, a linear warm-up and cosine decay per
-step. The weighted kNN monitor (k 200, temperature 0.1, cosine on the pooled backbone
+step, the loss multiplied by tau / tau(0) unless --loss-scale none (clcl's default). The
+weighted kNN monitor (k 200, temperature 0.1, cosine on the pooled backbone
 features, the training subset as the bank, all test images as queries) runs on the untrained
 network and every --eval-every epochs. No false-negative detection: this is the SimCLR
 baseline (and tau-only runs with --tau linear:A:B).
 
     /usr/bin/python3 bench/torch_train.py [--data DIR] [--subset 12288] [--epochs 12]
-        [--batch 128] [--width 0.125] [--lr 1.0] [--tau constant:0.1] [--eval-every 6]
-        [--seed 0] [--threads 2]
+        [--batch 128] [--width 0.125] [--lr 0.3] [--tau constant:0.1] [--loss-scale tau]
+        [--eval-every 6] [--seed 0] [--threads 2]
 """
 import argparse
 import gzip
@@ -131,12 +132,12 @@ def main():
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--width", type=float, default=0.125)
-    p.add_argument("--lr", type=float, default=1.0)
+    p.add_argument("--lr", type=float, default=0.3)
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--warmup-epochs", type=float, default=1.0)
     p.add_argument("--tau", default="constant:0.1")
-    p.add_argument("--tau-scaled", action="store_true",
-                   help="multiply the loss by tau / (tau at step 0), as MoCo v3 scales by 2 tau")
+    p.add_argument("--loss-scale", choices=("tau", "none"), default="tau",
+                   help="tau: the loss times tau / (tau at step 0), as clcl's --loss-scale")
     p.add_argument("--eval-every", type=int, default=6)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
@@ -174,7 +175,7 @@ def main():
             x = train_x[order[s * a.batch:(s + 1) * a.batch]]
             tau = schedule(a.tau, step / max(1, total - 1))
             loss = nt_xent(model(torch.cat([augment(x, gen), augment(x, gen)])), tau)
-            if a.tau_scaled:
+            if a.loss_scale == "tau":
                 loss = loss * (tau / schedule(a.tau, 0.0))
             opt.zero_grad(set_to_none=True)
             loss.backward()
