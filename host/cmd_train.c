@@ -100,9 +100,9 @@ static void dump(const clcl_run *r) {
            (long long)r->total_steps, clcl_lr_peak(&r->lr));
     print_tuning(r, "tuning");
     if (*r->cfg.resume && r->pos.epoch >= r->cfg.epochs)
-        printf("  resuming         nothing to do: the run has finished its %d epochs (step %lld); "
-               "--resume with a larger --epochs trains further\n",
-               r->pos.epoch, (long long)r->pos.global_step);
+        printf("  resuming         nothing to do: the run has finished its %d epoch%s (step "
+               "%lld); --resume with a larger --epochs trains further\n",
+               r->pos.epoch, r->pos.epoch == 1 ? "" : "s", (long long)r->pos.global_step);
     else if (*r->cfg.resume)
         printf("  resuming at      epoch %d, step %d (step %lld of all)\n", r->pos.epoch + 1,
                r->pos.step, (long long)r->pos.global_step);
@@ -130,6 +130,13 @@ static clcl_status start(clcl_run *r) {
         for (size_t i = 0; i < sizeof held / sizeof *held; i++) {
             char path[1100];
             snprintf(path, sizeof path, "%s/%s", r->cfg.out, held[i]);
+            char found[1100];
+            clcl_checkpoint_find(r->cfg.out, found, sizeof found);
+            if (access(path, F_OK) == 0 && !found[0])
+                return clcl_fail(CLCL_ERR_ARGUMENT,
+                                 "--out %s already holds the start of a run that stopped before "
+                                 "its first checkpoint (%s); remove it or choose another --out",
+                                 r->cfg.out, path);
             if (access(path, F_OK) == 0)
                 return clcl_fail(CLCL_ERR_ARGUMENT,
                                  "--out %s already holds a run (%s); `clcl train --resume %s` "
@@ -141,6 +148,11 @@ static clcl_status start(clcl_run *r) {
     CLCL_TRY(clcl_make_dirs(r->cfg.out));
     if (resumed)
         CLCL_TRY(clcl_checkpoint_load(r->cfg.out, r->model, r->optim, &r->pos, NULL, 0));
+    if (resumed && r->pos.epoch > r->cfg.epochs)
+        return clcl_fail(CLCL_ERR_ARGUMENT,
+                         "--epochs %d: the run in %s has already finished %d epochs; give at "
+                         "least %d",
+                         r->cfg.epochs, r->cfg.out, r->pos.epoch, r->pos.epoch);
     CLCL_TRY(write_config(r));
     CLCL_TRY(clcl_metrics_open(r->cfg.out, resumed, (long)r->pos.global_step, &r->metrics));
     dump(r);

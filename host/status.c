@@ -1,6 +1,7 @@
 /* Status names and the per-thread last-error message. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <CL/cl.h>
 
@@ -98,9 +99,12 @@ void clcl_clear_error(void) {
 }
 
 clcl_status clcl_fail(clcl_status status, const char *fmt, ...) {
+    /* formatted aside first: an argument may be clcl_last_error() itself, wrapped in context */
+    char text[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    memcpy(last_error, text, sizeof last_error);
     return status;
 }

@@ -124,7 +124,7 @@ static clcl_status apply_method(clcl_train_config *c, const clcl_flag *flags, in
                "'%s' with --method simclr, which has no false-negative detection; drop "
                "--threshold or use --method progressive",
                c->threshold);
-        if (!given(flags, n, "tau"))
+        if (!given(flags, n, "tau") && !*c->resume) /* a resumed run keeps its own */
             c->tau = SIMCLR_TAU;
         EXPECT(strncmp(c->tau, "constant:", 9) == 0, "tau",
                "'%s' with --method simclr, whose temperature is constant; give constant:T", c->tau);

@@ -157,6 +157,13 @@ Test(status, names_are_the_symbols) {
     cr_expect_str_eq(clcl_status_name(-1001), "CL_PLATFORM_NOT_FOUND_KHR");
 }
 
+Test(status, an_error_can_be_wrapped_in_context) {
+    clcl_fail(CLCL_ERR_NON_FINITE, "row %d of h (%d, %d) holds a NaN", 3, 256, 128);
+    cr_expect_eq(clcl_fail(CLCL_ERR_NON_FINITE, "step %d: %s; stopping", 2, clcl_last_error()),
+                 CLCL_ERR_NON_FINITE);
+    cr_expect_str_eq(clcl_last_error(), "step 2: row 3 of h (256, 128) holds a NaN; stopping");
+}
+
 Test(devices, no_platform_says_which_driver_to_install) {
     /* ocl-icd reads its vendor list on the first OpenCL call of this (forked) process */
     setenv("OCL_ICD_VENDORS", test_temp_dir("no-icd"), 1);

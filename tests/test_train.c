@@ -130,6 +130,13 @@ Test(train, the_loss_scale_follows_the_rise_of_tau, .init = cr_redirect_stdout, 
     cr_expect(nc == nd && memcmp(mc, md, nc) == 0, "a constant tau's scale is not 1");
     free(mc);
     free(md);
+
+    /* resuming a SimCLR run keeps its own temperature, not the preset's */
+    char *resume[] = {"--resume", c};
+    cr_expect_eq(clcl_cmd_train(2, resume), 0, "%s", clcl_last_error());
+    char *config = slurp(test_join(c, "config.json"), NULL);
+    cr_expect(strstr(config, "\"tau\": \"constant:0.2\""), "%s", config);
+    free(config);
 }
 
 Test(train, a_short_run_lowers_the_loss_and_writes_its_outputs, .init = cr_redirect_stdout,
@@ -225,6 +232,16 @@ Test(train, a_resumed_run_ends_bit_for_bit_like_an_uninterrupted_one, .init = cr
     /* the interrupted epoch's record covers all of its steps, in both processes */
     cr_expect_eq(epoch_loss(b, 1), epoch_loss(a, 1));
     cr_expect_eq(epoch_loss(b, 2), epoch_loss(a, 2));
+
+    /* fewer epochs than the run has finished is refused, and config.json stays as it was */
+    char *config = slurp(test_join(a, "config.json"), NULL);
+    char *fewer[] = {"--resume", a, "--epochs", "1"};
+    cr_expect_eq(clcl_cmd_train(4, fewer), 1);
+    cr_expect(strstr(clcl_last_error(), "already finished 2 epochs"), "%s", clcl_last_error());
+    char *after = slurp(test_join(a, "config.json"), NULL);
+    cr_expect_str_eq(after, config);
+    free(config);
+    free(after);
 }
 
 Test(train, bad_input_gives_clear_errors, .init = cr_redirect_stderr, .timeout = 300) {
