@@ -83,12 +83,16 @@ static void dump(const clcl_run *r) {
     clcl_train_config_dump(stdout, &r->cfg);
     printf("  device in use    %d: %s (%s, %s)\n", d->index, d->name, d->platform,
            d->driver_version);
+    clcl_dataset_kind kind;
+    const char *from = r->cfg.data;
+    if (!*from && clcl_dataset_kind_parse(r->cfg.dataset, &kind) == CLCL_OK)
+        from = clcl_dataset_default_path(kind);
     printf("  data read        %d train images (of %d), %d x %d x %d, %d "
-           "classes; %d test\n",
+           "classes; %d test (of %d); from %s\n",
            clcl_dataset_count(r->train), clcl_dataset_total(r->train),
            clcl_dataset_channels(r->train), clcl_dataset_height(r->train),
            clcl_dataset_width(r->train), clcl_dataset_classes(r->train),
-           clcl_dataset_count(r->test));
+           clcl_dataset_count(r->test), clcl_dataset_total(r->test), from ? from : "?");
     printf("  model            %s, %s stem, %zu backbone + %zu head parameters, "
            "features %d\n",
            clcl_arch_name(mc->arch), clcl_stem_name(mc->stem), backbone, head,
