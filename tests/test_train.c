@@ -76,26 +76,28 @@ static char *slurp(const char *path, size_t *size) {
     return s;
 }
 
-/* The mean loss of epoch e from metrics.jsonl. */
-static double epoch_loss(const char *out, int e) {
-    char *log = slurp(test_join(out, "metrics.jsonl"), NULL), pattern[64];
-    snprintf(pattern, sizeof pattern, "{\"type\":\"epoch\",\"epoch\":%d,", e);
+/* The "loss" of the first metrics.jsonl record that contains `pattern`. */
+static double logged_loss(const char *out, const char *pattern) {
+    char *log = slurp(test_join(out, "metrics.jsonl"), NULL);
     char *p = strstr(log, pattern);
-    cr_assert_not_null(p, "no record of epoch %d in\n%s", e, log);
+    cr_assert_not_null(p, "no record %s in\n%s", pattern, log);
     double loss = strtod(strstr(p, "\"loss\":") + 7, NULL);
     free(log);
     return loss;
 }
 
-/* The loss logged at global step `step` (1-based) from metrics.jsonl. */
+/* The mean loss of epoch e. */
+static double epoch_loss(const char *out, int e) {
+    char pattern[64];
+    snprintf(pattern, sizeof pattern, "{\"type\":\"epoch\",\"epoch\":%d,", e);
+    return logged_loss(out, pattern);
+}
+
+/* The loss logged at global step `step` (1-based) of the first epoch. */
 static double step_loss(const char *out, int step) {
-    char *log = slurp(test_join(out, "metrics.jsonl"), NULL), pattern[64];
+    char pattern[64];
     snprintf(pattern, sizeof pattern, "\"type\":\"step\",\"epoch\":1,\"step\":%d,", step);
-    char *p = strstr(log, pattern);
-    cr_assert_not_null(p, "no record of step %d in\n%s", step, log);
-    double loss = strtod(strstr(p, "\"loss\":") + 7, NULL);
-    free(log);
-    return loss;
+    return logged_loss(out, pattern);
 }
 
 /* --loss-scale tau multiplies the gradient by tau / tau(0): 1 at the first step, so two runs
