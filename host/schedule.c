@@ -154,6 +154,16 @@ double clcl_schedule_at(const clcl_schedule *s, double t) {
     }
 }
 
+/* The least and greatest value a schedule that is not off takes. */
+static void schedule_range(const clcl_schedule *s, double *lo, double *hi) {
+    *lo = fmin(s->start, s->end);
+    *hi = fmax(s->start, s->end);
+    for (int e = 0; e < s->n_values; e++) {
+        *lo = fmin(*lo, s->values[e]);
+        *hi = fmax(*hi, s->values[e]);
+    }
+}
+
 clcl_status clcl_schedule_check_temperature(const clcl_schedule *s, const char *flag) {
     char text[512];
     clcl_schedule_format(s, text, sizeof text);
@@ -162,16 +172,28 @@ clcl_status clcl_schedule_check_temperature(const clcl_schedule *s, const char *
                          "%s '%s': a temperature cannot be off or have a warm-up; give a "
                          "schedule of values in [1e-4, 100]",
                          flag, text);
-    double lo = fmin(s->start, s->end), hi = fmax(s->start, s->end);
-    for (int e = 0; e < s->n_values; e++) {
-        lo = fmin(lo, s->values[e]);
-        hi = fmax(hi, s->values[e]);
-    }
+    double lo, hi;
+    schedule_range(s, &lo, &hi);
     if (!(lo >= 1e-4 && hi <= 100))
         return clcl_fail(CLCL_ERR_ARGUMENT,
                          "%s '%s': temperatures must lie in [1e-4, 100], this one reaches %g", flag,
                          text, lo < 1e-4 ? lo : hi);
     return CLCL_OK;
+}
+
+clcl_status clcl_schedule_check_threshold(const clcl_schedule *s, const char *flag) {
+    if (s->kind == CLCL_SCHEDULE_OFF)
+        return CLCL_OK;
+    double lo, hi;
+    schedule_range(s, &lo, &hi);
+    if (lo >= -1)
+        return CLCL_OK;
+    char text[512];
+    clcl_schedule_format(s, text, sizeof text);
+    return clcl_fail(CLCL_ERR_ARGUMENT,
+                     "%s '%s': a cosine similarity is at least -1, so a threshold of %g would "
+                     "count every pair as positive; give values of at least -1 (above 1: off)",
+                     flag, text, lo);
 }
 
 /* Appends to buf as snprintf would, keeping *used the length the full text would have. */

@@ -168,6 +168,7 @@ clcl_status clcl_train_resolve(clcl_train_config *c, const clcl_flag *flags, int
     CLCL_TRY(clcl_schedule_parse(c->tau, "--tau", &check));
     CLCL_TRY(clcl_schedule_check_temperature(&check, "--tau"));
     CLCL_TRY(clcl_schedule_parse(c->threshold, "--threshold", &check));
+    CLCL_TRY(clcl_schedule_check_threshold(&check, "--threshold"));
     return CLCL_OK;
 }
 

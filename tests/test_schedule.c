@@ -180,3 +180,21 @@ Test(schedule, temperature_checks) {
     s = parse_ok("step:0.2:500@0.5");
     cr_expect_eq(clcl_schedule_check_temperature(&s, "--tau"), CLCL_ERR_ARGUMENT);
 }
+
+Test(schedule, threshold_checks) {
+    const char *fine[] = {"off", "constant:-1", "linear:0.95:1.5", "step:0.9:-0.5@0.5",
+                          "cosine:0.8:0.9:warmup=0.2"};
+    for (size_t k = 0; k < sizeof fine / sizeof *fine; k++) {
+        clcl_schedule s = parse_ok(fine[k]);
+        cr_expect_eq(clcl_schedule_check_threshold(&s, "--threshold"), CLCL_OK, "%s: %s", fine[k],
+                     clcl_last_error());
+    }
+    const char *bad[] = {"constant:-5", "linear:-1.5:0.9", "step:0.9:-2@0.5"};
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        clcl_schedule s = parse_ok(bad[k]);
+        cr_expect_eq(clcl_schedule_check_threshold(&s, "--threshold"), CLCL_ERR_ARGUMENT, "%s",
+                     bad[k]);
+        cr_expect(strstr(clcl_last_error(), "--threshold") && strstr(clcl_last_error(), "-1"), "%s",
+                  clcl_last_error());
+    }
+}

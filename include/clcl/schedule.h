@@ -49,6 +49,9 @@ double clcl_schedule_at(const clcl_schedule *s, double t);
 
 /* For a temperature: refuses `off`, a warm-up and values outside [1e-4, 100], naming `flag`. */
 clcl_status clcl_schedule_check_temperature(const clcl_schedule *s, const char *flag);
+/* For a threshold: refuses values below -1, which every cosine similarity exceeds, naming
+ * `flag`; `off` and values above 1 (no detection) are fine. */
+clcl_status clcl_schedule_check_threshold(const clcl_schedule *s, const char *flag);
 
 /* The canonical spec of s ("cosine:0.6:0.9:warmup=0.1") into buf; parsing it gives s back.
  * Returns buf. */
