@@ -244,9 +244,17 @@ static void print_value(FILE *out, const setting *s, int json) {
         case I:
             fprintf(out, "%d", *(const int *)s->v);
             break;
-        case D:
-            fprintf(out, "%.17g", *(const double *)s->v);
+        case D: { /* the shortest text that reads back as the same double: 0.3, not 0.2999... */
+            double v = *(const double *)s->v;
+            char text[32];
+            for (int digits = 15; digits <= 17; digits++) {
+                snprintf(text, sizeof text, "%.*g", digits, v);
+                if (strtod(text, NULL) == v)
+                    break;
+            }
+            fputs(text, out);
             break;
+        }
         case U:
             fprintf(out, "%llu", *(const unsigned long long *)s->v);
             break;

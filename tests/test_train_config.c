@@ -72,8 +72,9 @@ Test(train_config, out_of_range_values_name_their_flag) {
 
 Test(train_config, json_holds_every_resolved_setting, .init = cr_redirect_stdout) {
     run r;
-    char *argv[] = {"--seed", "42", "--lr", "0.125", "--out", "a\"b"};
-    cr_assert_eq(parse(&r, 6, argv), CLCL_OK, "%s", clcl_last_error());
+    char *argv[] = {"--seed", "42",   "--lr",           "0.125",
+                    "--out",  "a\"b", "--weight-decay", "0.30000000000000004"};
+    cr_assert_eq(parse(&r, 8, argv), CLCL_OK, "%s", clcl_last_error());
     clcl_train_config_json(stdout, &r.c);
     fflush(stdout);
     char text[8192];
@@ -81,6 +82,9 @@ Test(train_config, json_holds_every_resolved_setting, .init = cr_redirect_stdout
     text[n] = '\0';
     cr_expect(strstr(text, "\"seed\": 42,"), "%s", text);
     cr_expect(strstr(text, "\"lr\": 0.125,"), "%s", text);
+    /* numbers in the fewest digits that read back exactly */
+    cr_expect(strstr(text, "\"momentum\": 0.9,"), "%s", text);
+    cr_expect(strstr(text, "\"weight_decay\": 0.30000000000000004,"), "%s", text);
     cr_expect(strstr(text, "\"out\": \"a\\\"b\","), "%s", text);
     cr_expect(strstr(text, "\"method\": \"progressive\","), "%s", text);
     cr_expect_eq(text[0], '{');
