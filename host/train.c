@@ -370,10 +370,13 @@ static clcl_status run_batches(clcl_run *r, clcl_loader *loader, progress *p) {
         CLCL_TRY(st);
         CLCL_TRY(next_batch(r, loader, slot ^ 1, &next)); /* b's buffers go back to the loader */
         double dt = clcl_now() - t0;
-        if (p->steps_run++ == 0)
+        if (p->steps_run++ == 0 && r->eval0_seconds > 0)
             printf("start-up: the first step began %.2f s after the command (%.2f s without "
                    "the untrained network's kNN) and took %.2f s\n",
                    t0 - r->started, t0 - r->started - r->eval0_seconds, dt);
+        else if (p->steps_run == 1) /* resumed: there was no untrained network's kNN */
+            printf("start-up: the first step began %.2f s after the command and took %.2f s\n",
+                   t0 - r->started, dt);
         p->step_seconds = p->step_seconds > 0 ? 0.9 * p->step_seconds + 0.1 * dt : dt;
         r->pos = (clcl_train_position){b.epoch, b.step + 1, r->pos.global_step + 1, 0, 0};
         p->epoch_loss += s.loss;
