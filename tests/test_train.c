@@ -76,6 +76,20 @@ static char *slurp(const char *path, size_t *size) {
     return s;
 }
 
+/* Whether run directories x and y hold byte-identical copies of file `name`. */
+static int same_file(const char *x, const char *y, const char *name) {
+    char path[700];
+    size_t nx, ny;
+    snprintf(path, sizeof path, "%s/%s", x, name);
+    char *fx = slurp(path, &nx);
+    snprintf(path, sizeof path, "%s/%s", y, name);
+    char *fy = slurp(path, &ny);
+    int same = nx == ny && memcmp(fx, fy, nx) == 0;
+    free(fx);
+    free(fy);
+    return same;
+}
+
 /* The "loss" of the first metrics.jsonl record that contains `pattern`. */
 static double logged_loss(const char *out, const char *pattern) {
     char *log = slurp(test_join(out, "metrics.jsonl"), NULL);
@@ -126,12 +140,7 @@ Test(train, the_loss_scale_follows_the_rise_of_tau, .init = cr_redirect_stdout, 
     cr_assert_eq(train(data, c, line), 0, "%s", clcl_last_error());
     snprintf(line, sizeof line, "%s --loss-scale none", constant);
     cr_assert_eq(train(data, d, line), 0, "%s", clcl_last_error());
-    size_t nc, nd;
-    char *mc = slurp(test_join(c, "checkpoint/model.safetensors"), &nc);
-    char *md = slurp(test_join(d, "checkpoint/model.safetensors"), &nd);
-    cr_expect(nc == nd && memcmp(mc, md, nc) == 0, "a constant tau's scale is not 1");
-    free(mc);
-    free(md);
+    cr_expect(same_file(c, d, "checkpoint/model.safetensors"), "a constant tau's scale is not 1");
 
     /* resuming a SimCLR run keeps its own temperature, not the preset's */
     char *resume[] = {"--resume", c};
@@ -220,17 +229,8 @@ Test(train, a_resumed_run_ends_bit_for_bit_like_an_uninterrupted_one, .init = cr
     char *argv[] = {"--resume", b};
     cr_assert_eq(clcl_cmd_train(2, argv), 0, "%s", clcl_last_error());
 
-    size_t na, nb;
-    char *ma = slurp(test_join(a, "checkpoint/model.safetensors"), &na);
-    char *mb = slurp(test_join(b, "checkpoint/model.safetensors"), &nb);
-    cr_expect(na == nb && memcmp(ma, mb, na) == 0, "the weights differ after resuming");
-    free(ma);
-    free(mb);
-    ma = slurp(test_join(a, "checkpoint/state.safetensors"), &na);
-    mb = slurp(test_join(b, "checkpoint/state.safetensors"), &nb);
-    cr_expect(na == nb && memcmp(ma, mb, na) == 0, "the optimizer state differs");
-    free(ma);
-    free(mb);
+    cr_expect(same_file(a, b, "checkpoint/model.safetensors"), "the weights differ after resuming");
+    cr_expect(same_file(a, b, "checkpoint/state.safetensors"), "the optimizer state differs");
     /* the interrupted epoch's record covers all of its steps, in both processes */
     cr_expect_eq(epoch_loss(b, 1), epoch_loss(a, 1));
     cr_expect_eq(epoch_loss(b, 2), epoch_loss(a, 2));
