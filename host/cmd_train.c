@@ -131,11 +131,11 @@ static clcl_status start(clcl_run *r) {
     if (!resumed) {
         /* a new run never replaces another's results */
         const char *held[] = {"config.json", "metrics.jsonl", "checkpoint"};
+        char found[1100];
+        clcl_checkpoint_find(r->cfg.out, found, sizeof found);
         for (size_t i = 0; i < sizeof held / sizeof *held; i++) {
             char path[1100];
             snprintf(path, sizeof path, "%s/%s", r->cfg.out, held[i]);
-            char found[1100];
-            clcl_checkpoint_find(r->cfg.out, found, sizeof found);
             if (access(path, F_OK) == 0 && !found[0])
                 return clcl_fail(CLCL_ERR_ARGUMENT,
                                  "--out %s already holds the start of a run that stopped before "

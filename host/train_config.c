@@ -193,6 +193,17 @@ typedef struct {
     const void *v;
 } setting;
 
+/* String settings newer than some runs, and the value a config.json without them reads as:
+ * the behaviour those runs trained with. Every other setting is required. */
+static const struct { const char *name, *absent; } newer[] = {{"loss_scale", "none"}};
+
+static const char *absent_value(const char *name) {
+    for (size_t i = 0; i < sizeof newer / sizeof *newer; i++)
+        if (strcmp(newer[i].name, name) == 0)
+            return newer[i].absent;
+    return NULL;
+}
+
 static int settings(const clcl_train_config *c, setting *s) {
     const setting all[] = {
         {"dataset", S, &c->dataset},
@@ -287,13 +298,14 @@ void clcl_train_config_dump(FILE *out, const clcl_train_config *c) {
 }
 
 /* The value after "name": in a config.json that clcl wrote; strings are unescaped into a
- * fresh allocation that lives as long as the process (the settings do). */
+ * fresh allocation that lives as long as the process (the settings do). 0 when read, 1 when
+ * the key is absent, -1 when its value is not valid. */
 static int read_setting(const char *text, const setting *s) {
     char pattern[80];
     snprintf(pattern, sizeof pattern, "\"%s\": ", s->name);
     const char *p = strstr(text, pattern);
     if (!p)
-        return -1;
+        return 1;
     p += strlen(pattern);
     char *end;
     switch (s->k) {
@@ -337,11 +349,12 @@ clcl_status clcl_train_config_read(const char *path, clcl_train_config *c) {
     setting s[64];
     int count = settings((clcl_train_config *)c, s);
     for (int i = 0; i < count; i++) {
-        if (read_setting(text, &s[i]) == 0)
+        int rc = read_setting(text, &s[i]);
+        if (rc == 0)
             continue;
-        /* runs of before the setting existed trained without the scaling */
-        if (s[i].v == &c->loss_scale && !strstr(text, "\"loss_scale\"")) {
-            c->loss_scale = "none";
+        const char *absent = rc > 0 ? absent_value(s[i].name) : NULL;
+        if (absent) {
+            *(const char **)s[i].v = absent;
             continue;
         }
         return clcl_fail(CLCL_ERR_FORMAT, "%s: no valid \"%s\"", path, s[i].name);

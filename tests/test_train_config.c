@@ -1,10 +1,12 @@
 /* The settings of `clcl train`: presets, checks and the config dump. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 
+#include "support.h"
 #include "train.h"
 
 typedef struct {
@@ -89,4 +91,33 @@ Test(train_config, json_holds_every_resolved_setting, .init = cr_redirect_stdout
     cr_expect(strstr(text, "\"method\": \"progressive\","), "%s", text);
     cr_expect_eq(text[0], '{');
     free(r.flags);
+}
+
+/* A config.json of a run older than a setting reads it as what that run trained with; any
+ * other missing setting is an error naming it. */
+static clcl_status read_without(const char *key, clcl_train_config *c) {
+    clcl_train_config d;
+    clcl_train_defaults(&d);
+    char path[600];
+    snprintf(path, sizeof path, "%s/config.json", test_temp_dir("config-read"));
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    char text[8192];
+    FILE *mem = fmemopen(text, sizeof text, "w");
+    clcl_train_config_json(mem, &d);
+    fclose(mem);
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+        if (!strstr(line, key))
+            fprintf(f, "%s\n", line);
+    fclose(f);
+    return clcl_train_config_read(path, c);
+}
+
+Test(train_config, an_older_config_reads_without_the_newer_settings) {
+    clcl_train_config c;
+    cr_assert_eq(read_without("\"loss_scale\"", &c), CLCL_OK, "%s", clcl_last_error());
+    cr_expect_str_eq(c.loss_scale, "none");
+    cr_expect_str_eq(c.tau, "linear:0.1:0.2");
+    cr_expect_eq(read_without("\"fn_cap\"", &c), CLCL_ERR_FORMAT);
+    cr_expect(strstr(clcl_last_error(), "\"fn_cap\""), "%s", clcl_last_error());
 }
