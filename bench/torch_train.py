@@ -2,8 +2,9 @@
 """Trains clcl's Fashion-MNIST recipe in PyTorch on the CPU, to tell what the recipe can reach
 from what clcl's implementation reaches: ResNet-18 of bench/torch_step.py (CIFAR stem,
 projection F -> F -> BN -> ReLU -> 128, torchvision's initialisation), a class-balanced
-subset, random resized crops (scale 0.2-1, ratio 3/4-4/3, bilinear) and flips, normalised
-with Fashion-MNIST's mean and std, NT-Xent with a constant or linearly rising temperature,
+subset, random resized crops (scale 0.2-1, ratio 3/4-4/3, bilinear), flips and, with
+probability --jitter, brightness and contrast jitter (0.4) in a random order, normalised with
+Fashion-MNIST's mean and std, NT-Xent with a constant or linearly rising temperature,
 SGD with momentum 0.9 and weight decay on weights only, a linear warm-up and cosine decay per
 step, the loss multiplied by tau / tau(0) unless --loss-scale none (clcl's default). The
 weighted kNN monitor (k 200, temperature 0.1, cosine on the pooled backbone
@@ -13,7 +14,7 @@ baseline (and tau-only runs with --tau linear:A:B).
 
     /usr/bin/python3 bench/torch_train.py [--data DIR] [--subset 12288] [--epochs 12]
         [--batch 128] [--width 0.125] [--lr 0.3] [--tau constant:0.1] [--loss-scale tau]
-        [--eval-every 6] [--seed 0] [--threads 2]
+        [--jitter 0.8] [--eval-every 6] [--seed 0] [--threads 2]
 """
 import argparse
 import gzip
@@ -74,8 +75,29 @@ def crop_boxes(n, size, gen):
     return torch.tensor(boxes, dtype=torch.float32)
 
 
-def augment(x, gen):
-    """Crops each image's box and resizes it bilinearly (align_corners=False), flips half."""
+def jitter(x, gen, p, strength):
+    """With probability p per view, brightness and contrast factors in [1 - s, 1 + s] applied in
+    a random order (what ColorJitter does to a one-channel image: its saturation and hue leave
+    grey unchanged), on the 0..1 scale with the result clamped to it."""
+    n = x.shape[0]
+    on = (torch.rand(n, generator=gen) < p).view(n, 1, 1, 1)
+    fb = (1 - strength + 2 * strength * torch.rand(n, generator=gen)).view(n, 1, 1, 1)
+    fc = (1 - strength + 2 * strength * torch.rand(n, generator=gen)).view(n, 1, 1, 1)
+    first = (torch.rand(n, generator=gen) < 0.5).view(n, 1, 1, 1)
+
+    def bright(v):
+        return (v * fb).clamp(0, 1)
+
+    def contrast(v):
+        return (fc * v + (1 - fc) * v.mean(dim=(1, 2, 3), keepdim=True)).clamp(0, 1)
+
+    out = torch.where(first, contrast(bright(x)), bright(contrast(x)))
+    return torch.where(on, out, x)
+
+
+def augment(x, gen, jitter_p=0.0, strength=0.4):
+    """Crops each image's box and resizes it bilinearly (align_corners=False), flips half, then
+    jitters brightness and contrast with probability jitter_p."""
     n, _, size, _ = x.shape
     b = crop_boxes(n, size, gen)
     flip = torch.rand(n, generator=gen) < 0.5
@@ -85,7 +107,10 @@ def augment(x, gen):
     theta[:, 1, 1] = b[:, 3] / size
     theta[:, 1, 2] = (2 * b[:, 1] + b[:, 3]) / size - 1
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return (F.grid_sample(x, grid, mode="bilinear", align_corners=False) - MEAN) / STD
+    v = F.grid_sample(x, grid, mode="bilinear", align_corners=False)
+    if jitter_p > 0:
+        v = jitter(v, gen, jitter_p, strength)
+    return (v - MEAN) / STD
 
 
 def schedule(spec, t):
@@ -138,6 +163,9 @@ def main():
     p.add_argument("--tau", default="constant:0.1")
     p.add_argument("--loss-scale", choices=("tau", "none"), default="tau",
                    help="tau: the loss times tau / (tau at step 0), as clcl's --loss-scale")
+    p.add_argument("--jitter", type=float, default=0.8,
+                   help="probability of brightness and contrast jitter per view")
+    p.add_argument("--jitter-strength", type=float, default=0.4)
     p.add_argument("--eval-every", type=int, default=6)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
@@ -174,7 +202,8 @@ def main():
                 g["lr"] = lr
             x = train_x[order[s * a.batch:(s + 1) * a.batch]]
             tau = schedule(a.tau, step / max(1, total - 1))
-            loss = nt_xent(model(torch.cat([augment(x, gen), augment(x, gen)])), tau)
+            views = [augment(x, gen, a.jitter, a.jitter_strength) for _ in range(2)]
+            loss = nt_xent(model(torch.cat(views)), tau)
             if a.loss_scale == "tau":
                 loss = loss * (tau / schedule(a.tau, 0.0))
             opt.zero_grad(set_to_none=True)

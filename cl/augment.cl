@@ -136,6 +136,25 @@ static float3 jitter(float3 c, const params *r, int steps, float mean) {
     return c;
 }
 
+/* The same steps on a one-channel value: brightness and contrast only, since ColorJitter's
+ * saturation and hue leave a one-channel image as it is. */
+static float jitter_grey(float v, const params *r, int steps, float mean) {
+    for (int k = 0; k < steps; k++) {
+        int step = (r->order >> (2 * k)) & 3;
+        if (step == STEP_BRIGHTNESS)
+            v = clamp(r->brightness * v, 0.0f, 255.0f);
+        else if (step == STEP_CONTRAST)
+            v = clamp(r->contrast * v + (1.0f - r->contrast) * mean, 0.0f, 255.0f);
+    }
+    return v;
+}
+
+static float3 sample_rgb(__global const uchar *img, int plane, int w, const params *r, int oy,
+                         int ox) {
+    return (float3)(sample(img, w, r, oy, ox), sample(img + plane, w, r, oy, ox),
+                    sample(img + 2 * plane, w, r, oy, ox));
+}
+
 /* Where the contrast step stands in the record's order (4 when there is none to do). */
 static int contrast_position(const params *r) {
     if (!r->jitter || r->contrast == 1.0f)
@@ -147,8 +166,9 @@ static int contrast_position(const params *r) {
 }
 
 /* in (N, C, H, W) uint8; rec (M, AUG_REC); out (M, C, OH, OW) float, out = v * scale + bias
- * per channel. C is 1 or 3; single-channel images skip jitter and grayscale. Local memory:
- * one float per work-item; the local size must be a power of two. */
+ * per channel. C is 1 or 3; a single-channel image has no grayscale step and only the
+ * brightness and contrast steps of the jitter. Local memory: one float per work-item; the
+ * local size must be a power of two. */
 __kernel void augment(__global const uchar *in, const int n, const int channels, const int h,
                       const int w, __global const float *rec, const int count, const int oh,
                       const int ow, const float scale0, const float scale1, const float scale2,
@@ -163,19 +183,10 @@ __kernel void augment(__global const uchar *in, const int n, const int channels,
     int plane = h * w, pixels = oh * ow;
     __global const uchar *img = in + (size_t)p.source * channels * plane;
     __global float *dst = out + (size_t)m * channels * pixels;
-    int flip = p.flip;
+    int flip = p.flip, grey_only = channels == 1;
 
-    /* Single channel: resize, flip, normalise. */
-    if (channels == 1) {
-        for (int q = lid; q < pixels; q += lsize) {
-            int oy = q / ow, ox = q % ow;
-            float v = sample(img, w, r, oy, flip ? ow - 1 - ox : ox);
-            dst[q] = v * scale0 + bias0;
-        }
-        return;
-    }
-
-    /* The grey mean just before the contrast step, when there is one. */
+    /* The image's mean just before the contrast step, when there is one: of the grey values,
+     * or of the values themselves for one channel (torchvision's adjust_contrast). */
     int before = contrast_position(r);
     float mean = 0.0f;
     if (before < 4) {
@@ -183,9 +194,8 @@ __kernel void augment(__global const uchar *in, const int n, const int channels,
         for (int q = lid; q < pixels; q += lsize) {
             int oy = q / ow, ox = (q % ow);
             ox = flip ? ow - 1 - ox : ox;
-            float3 c = (float3)(sample(img, w, r, oy, ox), sample(img + plane, w, r, oy, ox),
-                                sample(img + 2 * plane, w, r, oy, ox));
-            sum += grey(jitter(c, r, before, 0.0f));
+            sum += grey_only ? jitter_grey(sample(img, w, r, oy, ox), r, before, 0.0f)
+                             : grey(jitter(sample_rgb(img, plane, w, r, oy, ox), r, before, 0.0f));
         }
         partial[lid] = sum;
         barrier(CLK_LOCAL_MEM_FENCE);
@@ -202,9 +212,11 @@ __kernel void augment(__global const uchar *in, const int n, const int channels,
     for (int q = lid; q < pixels; q += lsize) {
         int oy = q / ow, ox = q % ow;
         ox = flip ? ow - 1 - ox : ox;
-        float3 c = (float3)(sample(img, w, r, oy, ox), sample(img + plane, w, r, oy, ox),
-                            sample(img + 2 * plane, w, r, oy, ox));
-        c = jitter(c, r, steps, mean);
+        if (grey_only) {
+            dst[q] = jitter_grey(sample(img, w, r, oy, ox), r, steps, mean) * scale0 + bias0;
+            continue;
+        }
+        float3 c = jitter(sample_rgb(img, plane, w, r, oy, ox), r, steps, mean);
         if (p.gray)
             c = (float3)(grey(c));
         dst[q] = c.x * scale0 + bias0;

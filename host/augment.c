@@ -222,6 +222,12 @@ static clcl_augment_record draw_view(const clcl_augment_config *c, int channels,
         if (clcl_rng_uniform(rng) < c->jitter_p)
             draw_jitter(c, rng, &r);
         r.gray = clcl_rng_uniform(rng) < c->gray_p ? 1.0f : 0.0f;
+    } else if (c->jitter_p > 0.0f && clcl_rng_uniform(rng) < c->jitter_p) {
+        /* Brightness and contrast only. Without jitter nothing is drawn, so such a view's
+         * stream is what it was before single-channel images had a jitter. */
+        draw_jitter(c, rng, &r);
+        r.saturation = 1.0f;
+        r.hue = 0.0f;
     }
     if (clcl_rng_uniform(rng) < c->blur_p)
         r.sigma = (float)clcl_rng_range(rng, c->blur_sigma_min, c->blur_sigma_max);

@@ -81,8 +81,10 @@ void clcl_ref_hue(double c[3], double shift) {
     memcpy(c, table[sector], sizeof table[sector]);
 }
 
-/* The jitter steps [0, steps) of the record's order. */
-static void jitter(double c[3], const clcl_augment_record *r, int steps, double mean) {
+/* The jitter steps [0, steps) of the record's order; grey_only keeps brightness and
+ * contrast, the steps that change a one-channel image. */
+static void jitter(double c[3], const clcl_augment_record *r, int steps, double mean,
+                   int grey_only) {
     int order = (int)r->order;
     for (int k = 0; k < steps; k++) {
         switch ((order >> (2 * k)) & 3) {
@@ -93,55 +95,50 @@ static void jitter(double c[3], const clcl_augment_record *r, int steps, double 
                 clcl_ref_blend(c, mean, r->contrast);
                 break;
             case 2:
-                clcl_ref_saturation(c, r->saturation);
+                if (!grey_only)
+                    clcl_ref_saturation(c, r->saturation);
                 break;
             default:
-                clcl_ref_hue(c, r->hue);
+                if (!grey_only)
+                    clcl_ref_hue(c, r->hue);
         }
     }
 }
 
-static void pixel(const uint8_t *image, int plane, int w, const clcl_augment_record *r, int oy,
-                  int ox, int ow, double c[3]) {
+/* The pixel's values, the one channel repeated in all three for a single-channel image. */
+static void pixel(const uint8_t *image, int channels, int plane, int w,
+                  const clcl_augment_record *r, int oy, int ox, int ow, double c[3]) {
     int sx = r->flip != 0.0f ? ow - 1 - ox : ox;
     for (int k = 0; k < 3; k++)
-        c[k] = clcl_ref_sample(image + k * plane, w, r, oy, sx);
+        c[k] = clcl_ref_sample(image + (channels == 3 ? k * plane : 0), w, r, oy, sx);
 }
 
 void clcl_ref_augment_view(const uint8_t *image, int channels, int height, int width,
                            const clcl_augment_record *r, int oh, int ow, const float mean[3],
                            const float std[3], double *out) {
-    int plane = height * width, pixels = oh * ow;
-    if (channels == 1) {
-        for (int oy = 0; oy < oh; oy++)
-            for (int ox = 0; ox < ow; ox++) {
-                int sx = r->flip != 0.0f ? ow - 1 - ox : ox;
-                double v = clcl_ref_sample(image, width, r, oy, sx) / 255.0;
-                out[oy * ow + ox] = (v - mean[0]) / std[0];
-            }
-        return;
-    }
+    int plane = height * width, pixels = oh * ow, grey_only = channels == 1;
 
-    /* The grey mean of the image just before the contrast step. */
+    /* The image's mean just before the contrast step: of the grey values, or of the one
+     * channel's values. */
     int order = (int)r->order, before = 4;
     for (int k = 0; k < 4 && r->jitter != 0.0f; k++)
         if (((order >> (2 * k)) & 3) == 1)
             before = k;
-    double mean_grey = 0.0;
+    double mean_before = 0.0;
     for (int q = 0; q < pixels && before < 4; q++) {
         double c[3];
-        pixel(image, plane, width, r, q / ow, q % ow, ow, c);
-        jitter(c, r, before, 0.0);
-        mean_grey += clcl_ref_grey(c) / pixels;
+        pixel(image, channels, plane, width, r, q / ow, q % ow, ow, c);
+        jitter(c, r, before, 0.0, grey_only);
+        mean_before += (grey_only ? c[0] : clcl_ref_grey(c)) / pixels;
     }
 
     for (int q = 0; q < pixels; q++) {
         double c[3];
-        pixel(image, plane, width, r, q / ow, q % ow, ow, c);
-        jitter(c, r, r->jitter != 0.0f ? 4 : 0, mean_grey);
-        if (r->gray != 0.0f)
+        pixel(image, channels, plane, width, r, q / ow, q % ow, ow, c);
+        jitter(c, r, r->jitter != 0.0f ? 4 : 0, mean_before, grey_only);
+        if (!grey_only && r->gray != 0.0f)
             c[0] = c[1] = c[2] = clcl_ref_grey(c);
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < channels; k++)
             out[k * pixels + q] = (c[k] / 255.0 - mean[k]) / std[k];
     }
 }

@@ -102,6 +102,10 @@ static clcl_status open_transforms(clcl_run *r) {
     r->aug_config = clcl_augment_config_default(h, w);
     if (r->cfg.crop_scale > 0)
         r->aug_config.crop_scale_min = (float)r->cfg.crop_scale;
+    if (r->cfg.jitter >= 0)
+        r->aug_config.jitter_p = (float)r->cfg.jitter;
+    else if (ch == 1)
+        r->aug_config.jitter_p = 0.0f;
     CLCL_TRY(clcl_augment_normalization(kind, ch, r->aug_config.mean, r->aug_config.std));
     CLCL_TRY(clcl_augment_create(r->ctx, &r->aug_config, ch, h, w, r->cfg.batch_size, &r->aug));
     clcl_eval_transform_config ec = {0};

@@ -22,6 +22,8 @@ typedef struct {
     int head_out;
     double crop_scale; /* smallest random crop, as a share of the image's area; 0: 0.08, or
                           0.2 for images of 64 px and less */
+    double jitter;     /* colour jitter's probability per view (brightness and contrast on one
+                        * channel); -1: colour images only, as runs before the setting did */
     /* optimisation */
     int epochs;
     int batch_size; /* images per step; the loss sees 2x as many views */

@@ -26,6 +26,7 @@ void clcl_train_defaults(clcl_train_config *c) {
         .stem = "auto",
         .head_hidden = 0,
         .head_out = 128,
+        .jitter = 0.8,
         .epochs = 10,
         .batch_size = 256,
         .optimizer = "sgd",
@@ -72,6 +73,8 @@ clcl_flag *clcl_train_flags(clcl_train_config *c, int *n) {
         FLAG("head-out", CLCL_FLAG_INT, head_out, "projection output width"),
         FLAG("crop-scale", CLCL_FLAG_DOUBLE, crop_scale,
              "smallest crop area share; 0: 0.08 (0.2 up to 64 px)"),
+        FLAG("jitter", CLCL_FLAG_DOUBLE, jitter,
+             "probability of colour jitter per view (grey: brightness, contrast)"),
         FLAG("epochs", CLCL_FLAG_INT, epochs, "training epochs"),
         FLAG("batch-size", CLCL_FLAG_INT, batch_size, "images per step (2 views each)"),
         CHOICE("optimizer", optimizer, "sgd|lars", "optimizer"),
@@ -156,6 +159,8 @@ clcl_status clcl_train_resolve(clcl_train_config *c, const clcl_flag *flags, int
     EXPECT(c->head_out >= 1, "head-out", "%d; expected >= 1", c->head_out);
     EXPECT(c->crop_scale >= 0 && c->crop_scale <= 1, "crop-scale",
            "%g; expected a share of the image in (0, 1], or 0 for the default", c->crop_scale);
+    EXPECT((c->jitter >= 0 && c->jitter <= 1) || c->jitter == -1, "jitter",
+           "%g; expected a probability in [0, 1] (or -1: colour images only)", c->jitter);
     EXPECT(c->eval_every >= 0, "eval-every", "%d; expected >= 0", c->eval_every);
     EXPECT(c->log_every >= 1, "log-every", "%d; expected >= 1", c->log_every);
     EXPECT(c->knn_k >= 1, "knn-k", "%d; expected >= 1", c->knn_k);
@@ -193,9 +198,14 @@ typedef struct {
     const void *v;
 } setting;
 
-/* String settings newer than some runs, and the value a config.json without them reads as:
- * the behaviour those runs trained with. Every other setting is required. */
-static const struct { const char *name, *absent; } newer[] = {{"loss_scale", "none"}};
+/* Settings newer than some runs, and the value (as config.json writes it) that a file
+ * without them reads as: the behaviour those runs trained with. Every other setting is
+ * required. */
+static const struct {
+    const char *name, *absent;
+} newer[] = {
+    {"loss_scale", "\"none\""}, {"jitter", "-1"}, /* colour images only */
+};
 
 static const char *absent_value(const char *name) {
     for (size_t i = 0; i < sizeof newer / sizeof *newer; i++)
@@ -216,6 +226,7 @@ static int settings(const clcl_train_config *c, setting *s) {
         {"head_hidden", I, &c->head_hidden},
         {"head_out", I, &c->head_out},
         {"crop_scale", D, &c->crop_scale},
+        {"jitter", D, &c->jitter},
         {"epochs", I, &c->epochs},
         {"batch_size", I, &c->batch_size},
         {"optimizer", S, &c->optimizer},
@@ -297,16 +308,9 @@ void clcl_train_config_dump(FILE *out, const clcl_train_config *c) {
     }
 }
 
-/* The value after "name": in a config.json that clcl wrote; strings are unescaped into a
- * fresh allocation that lives as long as the process (the settings do). 0 when read, 1 when
- * the key is absent, -1 when its value is not valid. */
-static int read_setting(const char *text, const setting *s) {
-    char pattern[80];
-    snprintf(pattern, sizeof pattern, "\"%s\": ", s->name);
-    const char *p = strstr(text, pattern);
-    if (!p)
-        return 1;
-    p += strlen(pattern);
+/* A value as config.json writes it, at p; strings are unescaped into a fresh allocation
+ * that lives as long as the process (the settings do). 0 when valid, -1 when not. */
+static int parse_value(const char *p, const setting *s) {
     char *end;
     switch (s->k) {
         case S: {
@@ -334,6 +338,15 @@ static int read_setting(const char *text, const setting *s) {
     return end == p ? -1 : 0;
 }
 
+/* The value after "name": in a config.json that clcl wrote: 0 when read, 1 when the key is
+ * absent, -1 when its value is not valid. */
+static int read_setting(const char *text, const setting *s) {
+    char pattern[80];
+    snprintf(pattern, sizeof pattern, "\"%s\": ", s->name);
+    const char *p = strstr(text, pattern);
+    return p ? parse_value(p + strlen(pattern), s) : 1;
+}
+
 clcl_status clcl_train_config_read(const char *path, clcl_train_config *c) {
     FILE *f = fopen(path, "rb");
     char text[16384];
@@ -353,10 +366,8 @@ clcl_status clcl_train_config_read(const char *path, clcl_train_config *c) {
         if (rc == 0)
             continue;
         const char *absent = rc > 0 ? absent_value(s[i].name) : NULL;
-        if (absent) {
-            *(const char **)s[i].v = absent;
+        if (absent && parse_value(absent, &s[i]) == 0)
             continue;
-        }
         return clcl_fail(CLCL_ERR_FORMAT, "%s: no valid \"%s\"", path, s[i].name);
     }
     return CLCL_OK;

@@ -8,7 +8,7 @@
  *   crop, flip, grayscale at pixel centres: bit-exact against the kernel's float formula
  *     in C, and within rtol 1e-6 of the double reference [7e-8 relative];
  *   bilinear: 1e-5 [1.6e-6]; against PyTorch on the 0..255 scale: 5.1e-3 [9.8e-5];
- *   colour jitter, normalised by std 0.25 on channel 0: 3e-5 [4.1e-6];
+ *   colour jitter, normalised by std 0.25 on channel 0: 3e-5 [4.1e-6], one channel alike;
  *   blur of values in [-2, 2]: direct 2e-6 [1.8e-7], FFT 1e-5 [9.5e-7], FFT vs direct 1e-5;
  *   the whole recipe, normalised (STL-10 / Fashion-MNIST statistics): 1e-4 [7.9e-6]. */
 #include <errno.h>
@@ -25,6 +25,7 @@
 #include "cli.h"
 #include "clcl/augment.h"
 #include "clcl/reference.h"
+#include "clcl/rng.h"
 #include "support.h"
 #include "support_datafiles.h"
 
@@ -325,13 +326,38 @@ Test(augment, reference_colour_steps_follow_torchvision) {
     cr_expect(k[0] == 90 && k[1] == 140 && k[2] == 55);
 }
 
-static void check_jitter(int steps_mask, int gray) {
+/* One channel: brightness multiplies, contrast blends with the image's own mean just before
+ * it (torchvision's adjust_contrast on a one-channel tensor), saturation and hue do nothing.
+ * Worked by hand for a 1 x 2 image (100, 200), brightness 1.5 and contrast 0.5. */
+Test(augment, reference_single_channel_jitter_worked_by_hand) {
+    const uint8_t image[2] = {100, 200};
+    const float mean[3] = {0, 0, 0}, sd[3] = {1, 1, 1};
+    clcl_augment_record r = plain_record(0, 0, 1, 2, 1, 2, 0);
+    r.jitter = 1.0f;
+    r.brightness = 1.5f;
+    r.contrast = 0.5f;
+    r.saturation = 0.0f; /* would make a colour image grey */
+    r.hue = 0.3f;
+    /* brightness, contrast, saturation, hue: (150, 255) around their mean 202.5 */
+    r.order = (float)(0 | 1 << 2 | 2 << 4 | 3 << 6);
+    double out[2];
+    clcl_ref_augment_view(image, 1, 1, 2, &r, 1, 2, mean, sd, out);
+    cr_expect(fabs(out[0] * 255 - 176.25) < 1e-9 && fabs(out[1] * 255 - 228.75) < 1e-9,
+              "brightness first: %.6f %.6f", out[0] * 255, out[1] * 255);
+    /* hue, contrast, saturation, brightness: (125, 175) around 150, then x 1.5 clamped */
+    r.order = (float)(3 | 1 << 2 | 2 << 4 | 0 << 6);
+    clcl_ref_augment_view(image, 1, 1, 2, &r, 1, 2, mean, sd, out);
+    cr_expect(fabs(out[0] * 255 - 187.5) < 1e-9 && fabs(out[1] * 255 - 255) < 1e-9,
+              "contrast first: %.6f %.6f", out[0] * 255, out[1] * 255);
+}
+
+static void check_jitter_channels(int channels, int steps_mask, int gray) {
     const int n = 6, H = 19, W = 23, oh = 17, ow = 21;
-    uint8_t *images = random_images(n, 3, H, W, 31);
+    uint8_t *images = random_images(n, channels, H, W, 31);
     clcl_augment_config config = no_randomness(oh, ow);
     config.mean[0] = 0.4f, config.std[0] = 0.25f; /* a real normalisation on one channel */
     rig g;
-    rig_open(&g, test_context(), &config, n, 3, H, W, images);
+    rig_open(&g, test_context(), &config, n, channels, H, W, images);
 
     /* Random factors, a different order per record, only the steps in steps_mask. */
     clcl_augment_record rec[12];
@@ -363,6 +389,10 @@ static void check_jitter(int steps_mask, int gray) {
     clcl_context_free(ctx);
 }
 
+static void check_jitter(int steps_mask, int gray) {
+    check_jitter_channels(3, steps_mask, gray);
+}
+
 Test(augment, brightness_matches_reference) {
     check_jitter(1, 0);
 }
@@ -381,6 +411,11 @@ Test(augment, hue_matches_reference) {
 
 Test(augment, jitter_in_random_orders_with_grayscale_matches_reference) {
     check_jitter(15, 1);
+}
+
+/* Saturation, hue and grayscale are drawn too, and must leave one channel as it is. */
+Test(augment, single_channel_jitter_in_random_orders_matches_reference) {
+    check_jitter_channels(1, 15, 1);
 }
 
 /* ---- blur ---------------------------------------------------------------------------- */
@@ -647,13 +682,49 @@ Test(augment, small_images_default_to_scale_0_2_and_no_blur) {
     cr_expect_eq(clcl_augment_blur_kernel(&c, 28, 28), 3);
 }
 
-Test(augment, single_channel_draws_skip_colour_steps) {
+Test(augment, single_channel_draws_are_brightness_and_contrast) {
     clcl_augment_config c = clcl_augment_config_default(28, 28);
     c.jitter_p = c.gray_p = 1.0f;
     clcl_augment_record r[200];
     cr_assert_eq(clcl_augment_draw(&c, 1, 28, 28, 3, 0, NULL, 100, r), CLCL_OK);
-    for (int m = 0; m < 200; m++)
-        cr_assert(r[m].jitter == 0 && r[m].gray == 0, "record %d has colour steps", m);
+    int brighter = 0, more_contrast = 0;
+    for (int m = 0; m < 200; m++) {
+        cr_assert(r[m].jitter == 1 && r[m].gray == 0, "record %d: jitter %g, gray %g", m,
+                  r[m].jitter, r[m].gray);
+        cr_assert(r[m].brightness >= 0.6f && r[m].brightness <= 1.4f);
+        cr_assert(r[m].contrast >= 0.6f && r[m].contrast <= 1.4f);
+        cr_assert(r[m].saturation == 1.0f && r[m].hue == 0.0f, "record %d: saturation %g, hue %g",
+                  m, r[m].saturation, r[m].hue);
+        brighter += r[m].brightness > 1.0f;
+        more_contrast += r[m].contrast > 1.0f;
+    }
+    cr_expect(brighter > 60 && brighter < 140 && more_contrast > 60 && more_contrast < 140,
+              "factors above 1: brightness %d, contrast %d of 200", brighter, more_contrast);
+}
+
+/* Without jitter a single-channel view draws only its crop, flip and blur, in that order:
+ * the stream of the views of runs from before single-channel images had a jitter. */
+Test(augment, single_channel_draws_without_jitter_keep_their_stream) {
+    clcl_augment_config c = clcl_augment_config_default(40, 40);
+    c.crop_p = 0.0f;
+    c.jitter_p = 0.0f;
+    c.blur_p = 0.5f;
+    clcl_augment_record r[2 * 50];
+    cr_assert_eq(clcl_augment_draw(&c, 1, 40, 40, 8, 2, NULL, 50, r), CLCL_OK);
+    for (int v = 0; v < 2; v++)
+        for (int i = 0; i < 50; i++) {
+            clcl_rng rng;
+            clcl_rng_seed_stream(&rng, 8, 2ull << 33 | (uint64_t)i << 1 | (uint64_t)v);
+            (void)clcl_rng_uniform(&rng); /* the crop's coin */
+            float flip = clcl_rng_uniform(&rng) < 0.5 ? 1.0f : 0.0f;
+            float sigma = clcl_rng_uniform(&rng) < 0.5
+                              ? (float)clcl_rng_range(&rng, c.blur_sigma_min, c.blur_sigma_max)
+                              : 0.0f;
+            const clcl_augment_record *m = &r[v * 50 + i];
+            cr_assert(m->flip == flip && m->sigma == sigma && m->jitter == 0,
+                      "view %d of image %d: flip %g sigma %g, expected %g %g", v, i, m->flip,
+                      m->sigma, flip, sigma);
+        }
 }
 
 Test(augment, impossible_crops_fall_back_to_torchvision_centre_crop) {

@@ -150,6 +150,23 @@ Test(train, the_loss_scale_follows_the_rise_of_tau, .init = cr_redirect_stdout, 
     free(config);
 }
 
+/* On one channel, --jitter -1 (what a config.json from before the setting reads as) trains
+ * bit for bit as --jitter 0, and the default jitter changes the very first views. */
+Test(train, the_jitter_setting_reaches_the_views, .init = cr_redirect_stdout, .timeout = 300) {
+    const char *data = make_dataset();
+    const char *root = test_temp_dir("jitter");
+    char off[600], legacy[600], on[600];
+    snprintf(off, sizeof off, "%s/off", root);
+    snprintf(legacy, sizeof legacy, "%s/legacy", root);
+    snprintf(on, sizeof on, "%s/on", root);
+    cr_assert_eq(train(data, off, "--epochs 1 --jitter 0"), 0, "%s", clcl_last_error());
+    cr_assert_eq(train(data, legacy, "--epochs 1 --jitter -1"), 0, "%s", clcl_last_error());
+    cr_assert_eq(train(data, on, "--epochs 1"), 0, "%s", clcl_last_error());
+    cr_expect(same_file(off, legacy, "checkpoint/model.safetensors"),
+              "--jitter -1 jittered a one-channel dataset");
+    cr_expect_neq(step_loss(on, 1), step_loss(off, 1), "the default jitter left the views alone");
+}
+
 Test(train, a_short_run_lowers_the_loss_and_writes_its_outputs, .init = cr_redirect_stdout,
      .timeout = 600) {
     const char *data = make_dataset();

@@ -60,6 +60,8 @@ Test(train_config, out_of_range_values_name_their_flag) {
         {"--warmup-epochs", "11", "--warmup-epochs: 11; expected at least 0 and at most"},
         {"--fn-weight", "1.5", "--fn-weight: 1.5; expected [0, 1]"},
         {"--crop-scale", "1.2", "--crop-scale: 1.2; expected a share of the image in (0, 1]"},
+        {"--jitter", "1.5", "--jitter: 1.5; expected a probability in [0, 1]"},
+        {"--jitter", "-0.5", "--jitter: -0.5; expected a probability in [0, 1]"},
         {"--subset", "100", "--subset: 100 is smaller than one batch"},
         {"--out", "", "--out: an empty directory name"},
     };
@@ -89,6 +91,7 @@ Test(train_config, json_holds_every_resolved_setting, .init = cr_redirect_stdout
     cr_expect(strstr(text, "\"weight_decay\": 0.30000000000000004,"), "%s", text);
     cr_expect(strstr(text, "\"out\": \"a\\\"b\","), "%s", text);
     cr_expect(strstr(text, "\"method\": \"progressive\","), "%s", text);
+    cr_expect(strstr(text, "\"jitter\": 0.8,"), "%s", text);
     cr_expect_eq(text[0], '{');
     free(r.flags);
 }
@@ -118,6 +121,11 @@ Test(train_config, an_older_config_reads_without_the_newer_settings) {
     cr_assert_eq(read_without("\"loss_scale\"", &c), CLCL_OK, "%s", clcl_last_error());
     cr_expect_str_eq(c.loss_scale, "none");
     cr_expect_str_eq(c.tau, "linear:0.1:0.2");
+    cr_expect_float_eq(c.jitter, 0.8, 1e-12);
+    /* runs from before the setting jittered colour images only */
+    cr_assert_eq(read_without("\"jitter\"", &c), CLCL_OK, "%s", clcl_last_error());
+    cr_expect_eq(c.jitter, -1.0);
+    cr_expect_str_eq(c.loss_scale, "tau");
     cr_expect_eq(read_without("\"fn_cap\"", &c), CLCL_ERR_FORMAT);
     cr_expect(strstr(clcl_last_error(), "\"fn_cap\""), "%s", clcl_last_error());
 }

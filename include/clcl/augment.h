@@ -4,8 +4,9 @@
  * [0, N) are every image's first view, rows [N, 2N) its second, the layout the loss
  * expects. The steps follow torchvision's SimCLR recipe: random resized crop, horizontal
  * flip, colour jitter (its four parts in a random order per image), grayscale, Gaussian
- * blur, then normalisation by a per-dataset mean and std. Single-channel images skip the
- * colour steps. See docs/augment.md.
+ * blur, then normalisation by a per-dataset mean and std. On single-channel images the
+ * jitter is its brightness and contrast and there is no grayscale step, as torchvision's
+ * transforms do to a one-channel tensor. See docs/augment.md.
  *
  * The random parameters are drawn on the host, per image and view, from (seed, epoch,
  * image id) alone, so a seed fixes a batch whatever the device, the batch composition or
