@@ -139,7 +139,7 @@ static clcl_status subset_select(const clcl_dataset_config *cfg, const clcl_sour
     if (*n > src->count)
         return clcl_fail(CLCL_ERR_ARGUMENT,
                          "dataset: a subset of %d images was asked, but the %s split has only "
-                         "%d",
+                         "%d images",
                          *n, split_names[cfg->split], src->count);
     *keep = malloc((size_t)(*n > 0 ? *n : 1) * sizeof **keep);
     if (!*keep)

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <stb_image_write.h>
 
@@ -21,6 +22,27 @@ typedef struct {
     int count, size, image_size;
     unsigned long long seed, epoch;
 } augment_options;
+
+#define MAX_SIZE 4096 /* the largest --size: a view of 4096 x 4096 x 3 floats is 192 MiB */
+
+/* The first bad option's message, as `clcl_cli_usage` prints it (and 2), or 0. */
+static int bad_options(const augment_options *o) {
+    struct stat sb;
+    if (!o->dataset)
+        return clcl_cli_usage("augment", "--dataset NAME is required (fashion-mnist, mnist, "
+                                         "cifar10, cifar100, stl10 or folder)");
+    if (!o->out || !*o->out)
+        return clcl_cli_usage("augment", "--out FILE.png is required");
+    if (o->out[strlen(o->out) - 1] == '/' || (stat(o->out, &sb) == 0 && S_ISDIR(sb.st_mode)))
+        return clcl_cli_usage("augment", "--out %s is a directory; expected the PNG file to write",
+                              o->out);
+    if (o->count < 1)
+        return clcl_cli_usage("augment", "--count %d; expected at least 1", o->count);
+    if (o->size < 0 || o->size > MAX_SIZE)
+        return clcl_cli_usage("augment", "--size %d; expected 0 (the images' own) to %d", o->size,
+                              MAX_SIZE);
+    return 0;
+}
 
 /* `count` distinct indices of [0, total), drawn from the seed (the first ones when the
  * dataset is that small). */
@@ -201,11 +223,9 @@ int clcl_cmd_augment(int argc, char **argv) {
         clcl_flags_usage(stdout, "augment", summary, flags, n_flags);
     if (parsed)
         return parsed == 1 ? 0 : 2;
-    if (!o.dataset || !o.out || o.count < 1 || o.size < 0) {
-        fprintf(stderr, "clcl augment: --dataset NAME and --out FILE.png are required, --count "
-                        "must be >= 1 and --size >= 0 (see `clcl augment --help`)\n");
-        return 2;
-    }
+    int bad = bad_options(&o);
+    if (bad)
+        return bad;
 
     clcl_dataset *ds = NULL;
     uint8_t *images = NULL;

@@ -1,4 +1,5 @@
 /* `clcl devices`: every OpenCL platform and device with the limits clcl cares about. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,9 +7,19 @@
 #include "cli.h"
 #include "clcl/runtime.h"
 
+int clcl_cli_usage(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "clcl %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 2;
+}
+
 int clcl_cli_report(const char *what) {
     fprintf(stderr, "clcl: %s: %s\n", what, clcl_last_error());
-    return 1;
+    return clcl_last_status() == CLCL_ERR_ARGUMENT ? 2 : 1;
 }
 
 static void print_device(const clcl_device_info *d, int chosen) {

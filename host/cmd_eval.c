@@ -108,11 +108,14 @@ int clcl_cmd_eval(int argc, char **argv) {
                         "directory)\n");
         return 2;
     }
-    if (a.probe_epochs < 0 || a.knn_k < 1 || !(a.knn_temperature > 0) || a.eval_subset < 0) {
-        fprintf(stderr, "clcl eval: --probe-epochs >= 0, --knn-k >= 1, --knn-temperature > 0 "
-                        "and --eval-subset >= 0 are expected\n");
-        return 2;
-    }
+    if (a.probe_epochs < 0)
+        return clcl_cli_usage("eval", "--probe-epochs %d; expected at least 0", a.probe_epochs);
+    if (a.knn_k < 1)
+        return clcl_cli_usage("eval", "--knn-k %d; expected at least 1", a.knn_k);
+    if (!(a.knn_temperature > 0))
+        return clcl_cli_usage("eval", "--knn-temperature %g; expected above 0", a.knn_temperature);
+    if (a.eval_subset < 0)
+        return clcl_cli_usage("eval", "--eval-subset %d; expected at least 0", a.eval_subset);
     char run_dir[1100];
     if (!run_dir_of(a.checkpoint, run_dir, sizeof run_dir)) {
         clcl_fail(CLCL_ERR_ARGUMENT,

@@ -233,8 +233,8 @@ int clcl_cmd_train(int argc, char **argv) {
     signal(SIGINT, on_interrupt);
     signal(SIGTERM, on_interrupt);
     if (start(&r) != CLCL_OK || clcl_run_train(&r) != CLCL_OK) {
-        rc = clcl_train_stop ? 130 : 1;
-        clcl_cli_report("train");
+        rc = clcl_cli_report("train");
+        rc = clcl_train_stop ? 130 : rc;
         goto done;
     }
     finish(&r);

@@ -212,7 +212,7 @@ clcl_status clcl_device_choose(const clcl_device_info *devices, int count, const
         used += (size_t)snprintf(list + used, sizeof list - used, "\n  %d: %s (%s, %s)", i,
                                  devices[i].name, devices[i].platform,
                                  clcl_device_type_name(devices[i].type));
-    return clcl_fail(CLCL_ERR_NO_DEVICE,
+    return clcl_fail(CLCL_ERR_ARGUMENT,
                      "%s '%s' matches no device; expected an index, 'cpu', 'gpu' or part of "
                      "a device name. The devices are:%s",
                      source, choice, list);

@@ -8,6 +8,7 @@
 #include "clcl/status.h"
 
 static _Thread_local char last_error[4096];
+static _Thread_local clcl_status last_status;
 
 #define NAME(code)                                                                                 \
     case code:                                                                                     \
@@ -94,8 +95,13 @@ const char *clcl_last_error(void) {
     return last_error;
 }
 
+clcl_status clcl_last_status(void) {
+    return last_status;
+}
+
 void clcl_clear_error(void) {
     last_error[0] = '\0';
+    last_status = CLCL_OK;
 }
 
 clcl_status clcl_fail(clcl_status status, const char *fmt, ...) {
@@ -106,5 +112,6 @@ clcl_status clcl_fail(clcl_status status, const char *fmt, ...) {
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
     memcpy(last_error, text, sizeof last_error);
+    last_status = status;
     return status;
 }

@@ -45,7 +45,10 @@ clcl_status clcl_run_open_data(clcl_run *r) {
                               .subset_random = 1,
                               .subset_balanced = 1,
                               .seed = c->seed};
-    CLCL_TRY(clcl_dataset_open(&dc, &r->train));
+    clcl_status st = clcl_dataset_open(&dc, &r->train);
+    if (st == CLCL_ERR_ARGUMENT && c->subset > 0)
+        return clcl_fail(st, "--subset %d: %s", c->subset, clcl_last_error());
+    CLCL_TRY(st);
 
     /* the kNN bank: labelled training images (STL-10 pre-trains on unlabeled
      * ones) */

@@ -142,7 +142,10 @@ clcl_status clcl_train_resolve(clcl_train_config *c, const clcl_flag *flags, int
         return CLCL_ERR_ARGUMENT;
     EXPECT(c->epochs >= 1, "epochs", "%d; expected at least 1", c->epochs);
     EXPECT(c->batch_size >= 2, "batch-size", "%d; expected at least 2 images", c->batch_size);
-    EXPECT(c->width > 0 && c->width <= 8, "width", "%g; expected a value in (0, 8]", c->width);
+    EXPECT(c->width >= 1.0 / 64 && c->width <= 8, "width",
+           "%g; expected a value in [1/64, 8] (the stem's 64 channels times the width is at "
+           "least 1)",
+           c->width);
     EXPECT(c->lr > 0, "lr", "%g; expected a positive rate", c->lr);
     EXPECT(c->momentum >= 0 && c->momentum < 1, "momentum", "%g; expected [0, 1)", c->momentum);
     EXPECT(c->weight_decay >= 0, "weight-decay", "%g; expected >= 0", c->weight_decay);

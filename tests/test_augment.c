@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 
 #include <stb_image.h>
 
@@ -892,6 +893,42 @@ Test(augment, bad_input_is_refused_with_a_clear_message) {
 }
 
 /* ---- the command --------------------------------------------------------------------- */
+
+/* Each bad option is refused before any work, with exit status 2 and a message that names
+ * it, its value and what was expected. */
+Test(augment, command_names_the_bad_option, .init = cr_redirect_stderr) {
+    const char *dir = test_temp_dir("augment-usage");
+    char slash[700];
+    snprintf(slash, sizeof slash, "%s/", dir);
+    struct {
+        const char *flag, *value, *expect;
+    } cases[] = {
+        {"--count", "0", "--count 0; expected at least 1"},
+        {"--size", "100000", "--size 100000; expected 0 (the images' own) to 4096"},
+        {"--size", "-1", "--size -1; expected 0"},
+        {"--out", slash, "is a directory; expected the PNG file to write"},
+        {"--out", dir, "is a directory; expected the PNG file to write"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *argv[] = {"--dataset",
+                        "cifar10",
+                        "--out",
+                        (char *)test_join(dir, "g.png"),
+                        (char *)cases[i].flag,
+                        (char *)cases[i].value};
+        cr_expect_eq(clcl_cmd_augment(6, argv), 2, "%s %s", cases[i].flag, cases[i].value);
+    }
+    char *no_dataset[] = {"--out", (char *)test_join(dir, "g.png")};
+    cr_expect_eq(clcl_cmd_augment(2, no_dataset), 2);
+    fflush(stderr);
+    char text[8192];
+    size_t n = fread(text, 1, sizeof text - 1, cr_get_redirected_stderr());
+    text[n] = '\0';
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        cr_expect(strstr(text, cases[i].expect), "no \"%s\" in:\n%s", cases[i].expect, text);
+    cr_expect(strstr(text, "--dataset NAME is required"), "%s", text);
+    rmdir(dir);
+}
 
 Test(augment, command_writes_a_grid_of_originals_and_views) {
     const char *dir = test_temp_dir("augment-cmd");

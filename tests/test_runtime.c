@@ -62,13 +62,13 @@ Test(devices, impossible_choice_lists_what_exists) {
     int n, idx = -1;
     cr_assert_eq(clcl_devices_list(&devs, &n), CLCL_OK);
 
-    cr_expect_eq(clcl_device_choose(devs, n, "no-such-device-xyz", &idx), CLCL_ERR_NO_DEVICE);
+    cr_expect_eq(clcl_device_choose(devs, n, "no-such-device-xyz", &idx), CLCL_ERR_ARGUMENT);
     cr_expect(strstr(clcl_last_error(), "no-such-device-xyz"), "%s", clcl_last_error());
     cr_expect(strstr(clcl_last_error(), devs[0].name), "%s", clcl_last_error());
 
     char beyond[16];
     snprintf(beyond, sizeof beyond, "%d", n);
-    cr_expect_eq(clcl_device_choose(devs, n, beyond, &idx), CLCL_ERR_NO_DEVICE);
+    cr_expect_eq(clcl_device_choose(devs, n, beyond, &idx), CLCL_ERR_ARGUMENT);
     free(devs);
 }
 
@@ -82,7 +82,7 @@ Test(devices, environment_variable_chooses) {
     cr_expect_eq(clcl_device_choose(devs, n, NULL, &idx), CLCL_OK);
     cr_expect_eq(idx, n - 1);
     setenv("CLCL_DEVICE", "bogus-device", 1);
-    cr_expect_eq(clcl_device_choose(devs, n, "", &idx), CLCL_ERR_NO_DEVICE);
+    cr_expect_eq(clcl_device_choose(devs, n, "", &idx), CLCL_ERR_ARGUMENT);
     cr_expect(strstr(clcl_last_error(), "CLCL_DEVICE"), "%s", clcl_last_error());
     unsetenv("CLCL_DEVICE");
     free(devs);

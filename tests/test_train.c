@@ -193,7 +193,7 @@ Test(train, a_short_run_lowers_the_loss_and_writes_its_outputs, .init = cr_redir
     /* A new run into the same directory is refused and leaves the old one as it was. */
     size_t before = 0, after = 0;
     free(slurp(test_join(out, "metrics.jsonl"), &before));
-    cr_expect_eq(train(data, out, "--epochs 1"), 1, "a second run into %s was not refused", out);
+    cr_expect_eq(train(data, out, "--epochs 1"), 2, "a second run into %s was not refused", out);
     cr_expect(strstr(clcl_last_error(), "already holds a run"), "%s", clcl_last_error());
     free(slurp(test_join(out, "metrics.jsonl"), &after));
     cr_expect_eq(after, before, "metrics.jsonl changed from %zu to %zu bytes", before, after);
@@ -255,7 +255,7 @@ Test(train, a_resumed_run_ends_bit_for_bit_like_an_uninterrupted_one, .init = cr
     /* fewer epochs than the run has finished is refused, and config.json stays as it was */
     char *config = slurp(test_join(a, "config.json"), NULL);
     char *fewer[] = {"--resume", a, "--epochs", "1"};
-    cr_expect_eq(clcl_cmd_train(4, fewer), 1);
+    cr_expect_eq(clcl_cmd_train(4, fewer), 2);
     cr_expect(strstr(clcl_last_error(), "already finished 2 epochs"), "%s", clcl_last_error());
     char *after = slurp(test_join(a, "config.json"), NULL);
     cr_expect_str_eq(after, config);
@@ -287,6 +287,24 @@ Test(train, bad_input_gives_clear_errors, .init = cr_redirect_stderr, .timeout =
     char *argv[] = {"--resume", out, "--width", "1"};
     cr_expect_eq(clcl_cmd_train(4, argv), 2, "--resume takes no model flags");
     char *eval_argv[] = {"--checkpoint", missing};
-    cr_expect_eq(clcl_cmd_eval(2, eval_argv), 1);
+    cr_expect_eq(clcl_cmd_eval(2, eval_argv), 2);
     cr_expect(strstr(clcl_last_error(), "config.json"), "%s", clcl_last_error());
+
+    /* Values that only the data or the machine can refuse are still bad usage, named. */
+    cr_expect_eq(train(data, out, "--subset 500"), 2);
+    cr_expect(strstr(clcl_last_error(), "--subset 500") && strstr(clcl_last_error(), "only 192"),
+              "%s", clcl_last_error());
+    cr_expect_eq(train(data, out, "--device 99"), 2);
+    cr_expect(strstr(clcl_last_error(), "--device '99' matches no device"), "%s",
+              clcl_last_error());
+    char *knn[] = {"--checkpoint", out, "--knn-k", "0"};
+    cr_expect_eq(clcl_cmd_eval(4, knn), 2);
+    char *temperature[] = {"--checkpoint", out, "--knn-temperature", "0"};
+    cr_expect_eq(clcl_cmd_eval(4, temperature), 2);
+    fflush(stderr);
+    char text[16384];
+    size_t n = fread(text, 1, sizeof text - 1, cr_get_redirected_stderr());
+    text[n] = '\0';
+    cr_expect(strstr(text, "clcl eval: --knn-k 0; expected at least 1"), "%s", text);
+    cr_expect(strstr(text, "clcl eval: --knn-temperature 0; expected above 0"), "%s", text);
 }

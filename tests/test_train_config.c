@@ -57,6 +57,7 @@ Test(train_config, out_of_range_values_name_their_flag) {
         {"--epochs", "0", "--epochs: 0; expected at least 1"},
         {"--batch-size", "1", "--batch-size: 1; expected at least 2 images"},
         {"--width", "-1", "--width: -1"},
+        {"--width", "0.001", "--width: 0.001; expected a value in [1/64, 8]"},
         {"--warmup-epochs", "11", "--warmup-epochs: 11; expected at least 0 and at most"},
         {"--fn-weight", "1.5", "--fn-weight: 1.5; expected [0, 1]"},
         {"--crop-scale", "1.2", "--crop-scale: 1.2; expected a share of the image in (0, 1]"},

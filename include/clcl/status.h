@@ -17,7 +17,8 @@ enum {
     CLCL_ERR_IO = -2002,        /* a file that cannot be opened, read or written */
     CLCL_ERR_FORMAT = -2003,    /* a file whose contents are not what its format says */
     CLCL_ERR_NO_MEMORY = -2004, /* host allocation failed */
-    CLCL_ERR_NO_DEVICE = -2005, /* no OpenCL platform, or the chosen device does not exist */
+    CLCL_ERR_NO_DEVICE = -2005, /* no OpenCL platform or device (a choice that matches none of
+                                 * the devices is CLCL_ERR_ARGUMENT) */
     CLCL_ERR_BUILD = -2006,     /* an OpenCL program failed to build */
     CLCL_ERR_TOO_LARGE = -2007, /* a buffer larger than the device allows */
     CLCL_ERR_NON_FINITE = -2008 /* NaN or infinity where finite numbers are required */
@@ -28,6 +29,9 @@ const char *clcl_status_name(clcl_status status);
 
 /* The message the last failing call on this thread left ("" when none). */
 const char *clcl_last_error(void);
+
+/* The status that call returned (CLCL_OK when none). */
+clcl_status clcl_last_status(void);
 
 /* Records a message for clcl_last_error() and returns status, so that library code can
  * write `return clcl_fail(CLCL_ERR_SHAPE, "conv2d: ...", ...);`. */
