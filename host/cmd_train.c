@@ -98,12 +98,14 @@ static void dump(const clcl_run *r) {
            clcl_arch_name(mc->arch), clcl_stem_name(mc->stem), backbone, head,
            clcl_model_feature_dim(r->model));
     printf("  loss             %s\n", clcl_loss_describe(r->loss, loss, sizeof loss));
-    printf("  augmentation     crops of %g-1 of the area, colour jitter p %g%s, blur kernel %d "
-           "(%s)\n",
+    char blur[80] = "no blur";
+    if (r->aug_config.blur_p > 0)
+        snprintf(blur, sizeof blur, "blur p %g, kernel %d (%s)", r->aug_config.blur_p,
+                 clcl_augment_blur_size(r->aug),
+                 clcl_augment_blur_method(r->aug) == CLCL_BLUR_FFT ? "FFT" : "direct");
+    printf("  augmentation     crops of %g-1 of the area, colour jitter p %g%s, %s\n",
            r->aug_config.crop_scale_min, r->aug_config.jitter_p,
-           clcl_dataset_channels(r->train) == 1 ? " (brightness, contrast)" : "",
-           clcl_augment_blur_size(r->aug),
-           clcl_augment_blur_method(r->aug) == CLCL_BLUR_FFT ? "FFT" : "direct");
+           clcl_dataset_channels(r->train) == 1 ? " (brightness, contrast)" : "", blur);
     printf("  schedule         %d steps per epoch, %lld in all, peak lr %g\n", r->steps_per_epoch,
            (long long)r->total_steps, clcl_lr_peak(&r->lr));
     print_tuning(r, "tuning");

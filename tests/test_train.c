@@ -165,6 +165,15 @@ Test(train, the_jitter_setting_reaches_the_views, .init = cr_redirect_stdout, .t
     cr_expect(same_file(off, legacy, "checkpoint/model.safetensors"),
               "--jitter -1 jittered a one-channel dataset");
     cr_expect_neq(step_loss(on, 1), step_loss(off, 1), "the default jitter left the views alone");
+    /* the start-up dump says what the views get */
+    fflush(stdout);
+    static char text[1 << 16];
+    size_t n = fread(text, 1, sizeof text - 1, cr_get_redirected_stdout());
+    text[n] = '\0';
+    cr_expect(strstr(text, "crops of 0.2-1 of the area, colour jitter p 0 (brightness, contrast), "
+                           "no blur"),
+              "%s", text);
+    cr_expect(strstr(text, "colour jitter p 0.8 (brightness, contrast), no blur"), "%s", text);
 }
 
 Test(train, a_short_run_lowers_the_loss_and_writes_its_outputs, .init = cr_redirect_stdout,
