@@ -23,7 +23,8 @@ typedef struct {
     unsigned long long seed, epoch;
 } augment_options;
 
-#define MAX_SIZE 4096 /* the largest --size: a view of 4096 x 4096 x 3 floats is 192 MiB */
+#define MAX_COUNT 1000 /* the most rows of a grid (a dataset smaller than --count gives all) */
+#define MAX_SIZE  4096 /* the largest --size: a view of 4096 x 4096 x 3 floats is 192 MiB */
 
 /* The first bad option's message, as `clcl_cli_usage` prints it (and 2), or 0. */
 static int bad_options(const augment_options *o) {
@@ -36,8 +37,11 @@ static int bad_options(const augment_options *o) {
     if (o->out[strlen(o->out) - 1] == '/' || (stat(o->out, &sb) == 0 && S_ISDIR(sb.st_mode)))
         return clcl_cli_usage("augment", "--out %s is a directory; expected the PNG file to write",
                               o->out);
-    if (o->count < 1)
-        return clcl_cli_usage("augment", "--count %d; expected at least 1", o->count);
+    if (o->count < 1 || o->count > MAX_COUNT)
+        return clcl_cli_usage("augment", "--count %d; expected 1 to %d rows", o->count, MAX_COUNT);
+    if (o->image_size < 0)
+        return clcl_cli_usage("augment", "--image-size %d; expected 0 (as stored) or more",
+                              o->image_size);
     if (o->size < 0 || o->size > MAX_SIZE)
         return clcl_cli_usage("augment", "--size %d; expected 0 (the images' own) to %d", o->size,
                               MAX_SIZE);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "clcl/check.h"
@@ -67,6 +68,12 @@ int clcl_cmd_check(int argc, char **argv) {
         return 1;
     }
     int parsed = parse(argc, argv, &cfg, devices, &json);
+    struct stat sb;
+    if (parsed == 0 && json && *json &&
+        (json[strlen(json) - 1] == '/' || (stat(json, &sb) == 0 && S_ISDIR(sb.st_mode)))) {
+        parsed =
+            clcl_cli_usage("check", "--json %s is a directory; expected the file to write", json);
+    }
     if (parsed != 0) {
         free(devices);
         return parsed == 1 ? 0 : 2;

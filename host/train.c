@@ -45,8 +45,14 @@ clcl_status clcl_run_open_data(clcl_run *r) {
                               .subset_random = 1,
                               .subset_balanced = 1,
                               .seed = c->seed};
+    if (!dc.path && !clcl_dataset_default_path(kind))
+        return clcl_fail(CLCL_ERR_ARGUMENT,
+                         "--data: %s has no default location; give --data DIR, the folder "
+                         "that holds its files",
+                         c->dataset);
     clcl_status st = clcl_dataset_open(&dc, &r->train);
-    if (st == CLCL_ERR_ARGUMENT && c->subset > 0)
+    /* the subset's own errors (more images, or more of a class, than the split has) */
+    if (st == CLCL_ERR_ARGUMENT && c->subset > 0 && strstr(clcl_last_error(), "subset"))
         return clcl_fail(st, "--subset %d: %s", c->subset, clcl_last_error());
     CLCL_TRY(st);
 
@@ -60,6 +66,13 @@ clcl_status clcl_run_open_data(clcl_run *r) {
     dc.split = CLCL_SPLIT_TEST;
     dc.subset = c->eval_subset;
     CLCL_TRY(clcl_dataset_open(&dc, &r->test));
+
+    const int bank = clcl_dataset_count(r->bank ? r->bank : r->train);
+    if (c->knn_k > bank)
+        return clcl_fail(CLCL_ERR_ARGUMENT,
+                         "--knn-k %d: more neighbours than the kNN bank's %d images; expected at "
+                         "most %d",
+                         c->knn_k, bank, bank);
     return CLCL_OK;
 }
 

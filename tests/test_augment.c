@@ -903,7 +903,9 @@ Test(augment, command_names_the_bad_option, .init = cr_redirect_stderr) {
     struct {
         const char *flag, *value, *expect;
     } cases[] = {
-        {"--count", "0", "--count 0; expected at least 1"},
+        {"--count", "0", "--count 0; expected 1 to 1000 rows"},
+        {"--count", "100000", "--count 100000; expected 1 to 1000 rows"},
+        {"--image-size", "-5", "--image-size -5; expected 0 (as stored) or more"},
         {"--size", "100000", "--size 100000; expected 0 (the images' own) to 4096"},
         {"--size", "-1", "--size -1; expected 0"},
         {"--out", slash, "is a directory; expected the PNG file to write"},

@@ -262,8 +262,10 @@ Test(check, the_command_line) {
     char *missing[] = {"--json"};
     cr_expect_eq(clcl_cmd_check(1, missing), 2, "a flag without its value");
     char *nodev[] = {"--device", "no-such-device-anywhere"};
-    cr_expect_eq(clcl_cmd_check(2, nodev), 1, "a device that does not exist");
+    cr_expect_eq(clcl_cmd_check(2, nodev), 2, "a device that does not exist is a usage error");
     cr_expect(strstr(clcl_last_error(), "no-such-device-anywhere"), "%s", clcl_last_error());
+    char *dir_json[] = {"--only", "avgpool", "--json", (char *)test_temp_dir("check-json-dir")};
+    cr_expect_eq(clcl_cmd_check(4, dir_json), 2, "a directory as --json is refused before the run");
 
     char path[600];
     snprintf(path, sizeof path, "%s/report.json", test_temp_dir("check-cli"));

@@ -303,6 +303,13 @@ Test(train, bad_input_gives_clear_errors, .init = cr_redirect_stderr, .timeout =
     cr_expect_eq(train(data, out, "--subset 500"), 2);
     cr_expect(strstr(clcl_last_error(), "--subset 500") && strstr(clcl_last_error(), "only 192"),
               "%s", clcl_last_error());
+    cr_expect_eq(train(data, out, "--knn-k 500"), 2); /* train() sets 20; the last one counts */
+    cr_expect(strstr(clcl_last_error(), "--knn-k 500: more neighbours than the kNN bank's 192"),
+              "%s", clcl_last_error());
+    char *no_data[] = {"--dataset", "cifar10", "--out", out};
+    cr_expect_eq(clcl_cmd_train(4, no_data), 2);
+    cr_expect(strstr(clcl_last_error(), "--data: cifar10 has no default location"), "%s",
+              clcl_last_error());
     cr_expect_eq(train(data, out, "--device 99"), 2);
     cr_expect(strstr(clcl_last_error(), "--device '99' matches no device"), "%s",
               clcl_last_error());
