@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "clcl/runtime.h"
 
@@ -25,5 +26,9 @@ float test_rand_uniform(uint64_t *state, float lo, float hi);
  * <suite>.<test>/; returns its path in a static buffer. The runner removes it when the
  * test passes and keeps it, printing its path, when the test fails or crashes. */
 const char *test_temp_dir(const char *name);
+
+/* What is left to read of a stream (such as Criterion's redirected stdout or stderr, after
+ * the writer's fflush), as a NUL-terminated string to free. */
+char *test_read_all(FILE *f);
 
 #endif

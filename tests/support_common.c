@@ -141,3 +141,18 @@ const char *test_temp_dir(const char *name) {
         cr_assert_fail("cannot create a temporary directory %s: %s", path, strerror(errno));
     return path;
 }
+
+char *test_read_all(FILE *f) {
+    size_t size = 4096, n = 0, got;
+    char *text = malloc(size);
+    cr_assert_not_null(text);
+    while ((got = fread(text + n, 1, size - 1 - n, f)) > 0) {
+        n += got;
+        if (n + 1 == size) {
+            text = realloc(text, size *= 2);
+            cr_assert_not_null(text);
+        }
+    }
+    text[n] = '\0';
+    return text;
+}

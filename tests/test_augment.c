@@ -923,12 +923,11 @@ Test(augment, command_names_the_bad_option, .init = cr_redirect_stderr) {
     char *no_dataset[] = {"--out", (char *)test_join(dir, "g.png")};
     cr_expect_eq(clcl_cmd_augment(2, no_dataset), 2);
     fflush(stderr);
-    char text[8192];
-    size_t n = fread(text, 1, sizeof text - 1, cr_get_redirected_stderr());
-    text[n] = '\0';
+    char *text = test_read_all(cr_get_redirected_stderr());
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         cr_expect(strstr(text, cases[i].expect), "no \"%s\" in:\n%s", cases[i].expect, text);
     cr_expect(strstr(text, "--dataset NAME is required"), "%s", text);
+    free(text);
     rmdir(dir);
 }
 

@@ -105,13 +105,11 @@ Test(flags, help_lists_every_flag_with_its_default, .init = cr_redirect_stdout) 
     cr_assert_eq(clcl_flags_parse("train", f.flags, 5, 1, argv), 1);
     clcl_flags_usage(stdout, "train", "Trains.", f.flags, 5);
     fflush(stdout);
-    FILE *out = cr_get_redirected_stdout();
-    char text[4096];
-    size_t n = fread(text, 1, sizeof text - 1, out);
-    text[n] = '\0';
+    char *text = test_read_all(cr_get_redirected_stdout());
     cr_expect(strstr(text, "--batch-size V") && strstr(text, "(default 256)"), "%s", text);
     cr_expect(strstr(text, "--optimizer sgd|lars") && strstr(text, "(default sgd)"), "%s", text);
     cr_expect(strstr(text, "(default 0.3)") && strstr(text, "(default runs/x)"), "%s", text);
+    free(text);
 }
 
 Test(fileio, commit_replaces_and_abort_keeps_the_old_file) {

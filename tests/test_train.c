@@ -167,13 +167,12 @@ Test(train, the_jitter_setting_reaches_the_views, .init = cr_redirect_stdout, .t
     cr_expect_neq(step_loss(on, 1), step_loss(off, 1), "the default jitter left the views alone");
     /* the start-up dump says what the views get */
     fflush(stdout);
-    static char text[1 << 16];
-    size_t n = fread(text, 1, sizeof text - 1, cr_get_redirected_stdout());
-    text[n] = '\0';
+    char *text = test_read_all(cr_get_redirected_stdout());
     cr_expect(strstr(text, "crops of 0.2-1 of the area, colour jitter p 0 (brightness, contrast), "
                            "no blur"),
               "%s", text);
     cr_expect(strstr(text, "colour jitter p 0.8 (brightness, contrast), no blur"), "%s", text);
+    free(text);
 }
 
 Test(train, a_short_run_lowers_the_loss_and_writes_its_outputs, .init = cr_redirect_stdout,
@@ -318,9 +317,8 @@ Test(train, bad_input_gives_clear_errors, .init = cr_redirect_stderr, .timeout =
     char *temperature[] = {"--checkpoint", out, "--knn-temperature", "0"};
     cr_expect_eq(clcl_cmd_eval(4, temperature), 2);
     fflush(stderr);
-    char text[16384];
-    size_t n = fread(text, 1, sizeof text - 1, cr_get_redirected_stderr());
-    text[n] = '\0';
+    char *text = test_read_all(cr_get_redirected_stderr());
     cr_expect(strstr(text, "clcl eval: --knn-k 0; expected at least 1"), "%s", text);
     cr_expect(strstr(text, "clcl eval: --knn-temperature 0; expected above 0"), "%s", text);
+    free(text);
 }

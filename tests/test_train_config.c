@@ -82,9 +82,7 @@ Test(train_config, json_holds_every_resolved_setting, .init = cr_redirect_stdout
     cr_assert_eq(parse(&r, 8, argv), CLCL_OK, "%s", clcl_last_error());
     clcl_train_config_json(stdout, &r.c);
     fflush(stdout);
-    char text[8192];
-    size_t n = fread(text, 1, sizeof text - 1, cr_get_redirected_stdout());
-    text[n] = '\0';
+    char *text = test_read_all(cr_get_redirected_stdout());
     cr_expect(strstr(text, "\"seed\": 42,"), "%s", text);
     cr_expect(strstr(text, "\"lr\": 0.125,"), "%s", text);
     /* numbers in the fewest digits that read back exactly */
@@ -94,6 +92,7 @@ Test(train_config, json_holds_every_resolved_setting, .init = cr_redirect_stdout
     cr_expect(strstr(text, "\"method\": \"progressive\","), "%s", text);
     cr_expect(strstr(text, "\"jitter\": 0.8,"), "%s", text);
     cr_expect_eq(text[0], '{');
+    free(text);
     free(r.flags);
 }
 
