@@ -10,7 +10,7 @@ int clcl_cmd_augment(int argc, char **argv);
 int clcl_cmd_check(int argc, char **argv);
 int clcl_cmd_tune(int argc, char **argv);
 
-/* Prints "clcl: <message>" from clcl_last_error() to stderr and returns the exit status: 2
+/* Prints "clcl WHAT: <message>" from clcl_last_error() to stderr and returns the exit status: 2
  * when the failure was a bad argument (CLCL_ERR_ARGUMENT: a flag whose value the work found
  * wrong, such as a --subset larger than the dataset), else 1. */
 int clcl_cli_report(const char *what);

@@ -18,7 +18,7 @@ int clcl_cli_usage(const char *cmd, const char *fmt, ...) {
 }
 
 int clcl_cli_report(const char *what) {
-    fprintf(stderr, "clcl: %s: %s\n", what, clcl_last_error());
+    fprintf(stderr, "clcl %s: %s\n", what, clcl_last_error());
     return clcl_last_status() == CLCL_ERR_ARGUMENT ? 2 : 1;
 }
 

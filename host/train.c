@@ -379,13 +379,13 @@ static clcl_status run_batches(clcl_run *r, clcl_loader *loader, progress *p) {
         double t0 = clcl_now();
         clcl_status st = train_step(r, &b, slot, &s);
         if (st == CLCL_ERR_NON_FINITE) {
-            char dir[1100];
+            char dir[1100], last[1200] = "No checkpoint was written before it";
             clcl_checkpoint_find(r->cfg.out, dir, sizeof dir);
-            return clcl_fail(st,
-                             "step %lld (epoch %d, step %d): %s; stopping. The last good "
-                             "checkpoint is %s",
+            if (dir[0])
+                snprintf(last, sizeof last, "The last good checkpoint is %s", dir);
+            return clcl_fail(st, "step %lld (epoch %d, step %d): %s; stopping. %s",
                              (long long)r->pos.global_step + 1, b.epoch + 1, b.step + 1,
-                             clcl_last_error(), dir[0] ? dir : "(none yet)");
+                             clcl_last_error(), last);
         }
         CLCL_TRY(st);
         CLCL_TRY(next_batch(r, loader, slot ^ 1, &next)); /* b's buffers go back to the loader */

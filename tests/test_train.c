@@ -175,6 +175,46 @@ Test(train, the_jitter_setting_reaches_the_views, .init = cr_redirect_stdout, .t
     free(text);
 }
 
+/* A loss that stops being finite ends the run with the step and the last good checkpoint
+ * named (or that there is none yet), and leaves that checkpoint as it was. */
+Test(train, a_non_finite_loss_stops_the_run_naming_the_step_and_checkpoint,
+     .init = cr_redirect_stderr, .timeout = 300) {
+    const char *data = make_dataset();
+    const char *root = test_temp_dir("non-finite");
+    char early[600], late[600];
+    snprintf(early, sizeof early, "%s/early", root);
+    snprintf(late, sizeof late, "%s/late", root);
+    cr_expect_eq(train(data, early, "--epochs 1 --lr 1e30"), 1);
+    cr_expect(strstr(clcl_last_error(), "(epoch 1, step ") &&
+                  strstr(clcl_last_error(), "stopping. No checkpoint was written before it"),
+              "%s", clcl_last_error());
+
+    /* a good first epoch, then the rate of the resumed run made absurd in its config.json */
+    cr_assert_eq(train(data, late, "--epochs 1"), 0, "%s", clcl_last_error());
+    const char *config = test_join(late, "config.json");
+    char *text = slurp(config, NULL);
+    char *lr = strstr(text, "\"lr\": ");
+    cr_assert_not_null(lr);
+    FILE *f = fopen(config, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "%.*s\"lr\": 1e30%s", (int)(lr - text), text, strchr(lr, ','));
+    fclose(f);
+    free(text);
+    size_t before_size, after_size;
+    char *before = slurp(test_join(late, "checkpoint/model.safetensors"), &before_size);
+    char *resume[] = {"--resume", late, "--epochs", "2"};
+    cr_expect_eq(clcl_cmd_train(4, resume), 1);
+    cr_expect(strstr(clcl_last_error(), "(epoch 2, step ") &&
+                  strstr(clcl_last_error(), "The last good checkpoint is ") &&
+                  strstr(clcl_last_error(), "late/checkpoint"),
+              "%s", clcl_last_error());
+    char *after = slurp(test_join(late, "checkpoint/model.safetensors"), &after_size);
+    cr_expect(before_size == after_size && memcmp(before, after, after_size) == 0,
+              "the last good checkpoint changed");
+    free(before);
+    free(after);
+}
+
 Test(train, a_short_run_lowers_the_loss_and_writes_its_outputs, .init = cr_redirect_stdout,
      .timeout = 600) {
     const char *data = make_dataset();
