@@ -12,11 +12,12 @@
     "monitor\n"                                                                                    \
     "(cosine, k neighbours, temperature) and a linear probe on frozen "                            \
     "features, on the\n"                                                                           \
-    "run's dataset. DIR is the run's --out directory or its checkpoint/ folder."
+    "run's dataset. DIR is the run's --out directory or its checkpoint/ folder;\n"                 \
+    "--untrained evaluates the network the run started from (its seed's initial weights)."
 
 typedef struct {
     const char *checkpoint, *device, *data;
-    int probe_epochs, knn_k, eval_subset;
+    int probe_epochs, knn_k, eval_subset, untrained;
     double knn_temperature;
 } eval_args;
 
@@ -59,11 +60,16 @@ static int evaluate(clcl_run *r, const eval_args *a, const char *run_dir) {
     r->cfg.knn_k = a->knn_k;
     r->cfg.knn_temperature = a->knn_temperature;
     r->cfg.eval_subset = a->eval_subset;
-    if (clcl_run_open(r) != CLCL_OK ||
-        clcl_checkpoint_load(run_dir, r->model, NULL, &r->pos, path, sizeof path) != CLCL_OK)
+    if (clcl_run_open(r) != CLCL_OK)
         return clcl_cli_report("eval");
-    printf("clcl eval: %s (epoch %d, step %lld), %s on %s\n", path, r->pos.epoch,
-           (long long)r->pos.global_step, r->cfg.dataset, clcl_context_device(r->ctx)->name);
+    if (a->untrained) /* the model as clcl_run_open built it: the run's initial weights */
+        printf("clcl eval: %s untrained (the initial weights of seed %llu), %s on %s\n", run_dir,
+               (unsigned long long)r->cfg.seed, r->cfg.dataset, clcl_context_device(r->ctx)->name);
+    else if (clcl_checkpoint_load(run_dir, r->model, NULL, &r->pos, path, sizeof path) != CLCL_OK)
+        return clcl_cli_report("eval");
+    else
+        printf("clcl eval: %s (epoch %d, step %lld), %s on %s\n", path, r->pos.epoch,
+               (long long)r->pos.global_step, r->cfg.dataset, clcl_context_device(r->ctx)->name);
 
     clcl_accuracy probe;
     if (clcl_run_evaluate(r, a->probe_epochs, &acc, &probe) != CLCL_OK)
@@ -93,6 +99,8 @@ int clcl_cmd_eval(int argc, char **argv) {
         {"data", CLCL_FLAG_STRING, &a.data, "dataset directory, if not the run's", NULL, 0},
         {"probe-epochs", CLCL_FLAG_INT, &a.probe_epochs, "linear probe epochs; 0: none", NULL, 0},
         {"knn-k", CLCL_FLAG_INT, &a.knn_k, "neighbours of the kNN monitor", NULL, 0},
+        {"untrained", CLCL_FLAG_SWITCH, &a.untrained,
+         "evaluate the run's initial weights instead of its checkpoint", NULL, 0},
         {"knn-temperature", CLCL_FLAG_DOUBLE, &a.knn_temperature, "kNN vote temperature", NULL, 0},
         {"eval-subset", CLCL_FLAG_INT, &a.eval_subset, "evaluate on N test images; 0: all", NULL,
          0},

@@ -215,6 +215,31 @@ Test(train, a_non_finite_loss_stops_the_run_naming_the_step_and_checkpoint,
     free(after);
 }
 
+/* clcl eval --untrained rebuilds the network a run started from: its kNN accuracy is the one
+ * the run logged for epoch 0. */
+Test(train, eval_untrained_scores_the_network_the_run_started_from, .init = cr_redirect_stdout,
+     .timeout = 300) {
+    const char *data = make_dataset();
+    char out[600];
+    snprintf(out, sizeof out, "%s/run", test_temp_dir("untrained"));
+    cr_assert_eq(train(data, out, "--epochs 1 --eval-every 1"), 0, "%s", clcl_last_error());
+    char *log = slurp(test_join(out, "metrics.jsonl"), NULL);
+    const char *record = strstr(log, "{\"type\":\"epoch\",\"epoch\":0,"), *key = "\"knn_top1\":";
+    cr_assert_not_null(record, "no epoch 0 record in:\n%s", log);
+    double logged = strtod(strstr(record, key) + strlen(key), NULL);
+    free(log);
+
+    char *argv[] = {"--checkpoint", out, "--untrained", "--probe-epochs", "0", "--knn-k", "20"};
+    cr_expect_eq(clcl_cmd_eval(7, argv), 0, "%s", clcl_last_error());
+    fflush(stdout);
+    char *text = test_read_all(cr_get_redirected_stdout());
+    char expect[80];
+    snprintf(expect, sizeof expect, "kNN (k 20, temperature 0.1): top-1 %.2f%%", 100 * logged);
+    cr_expect(strstr(text, expect), "no \"%s\" in:\n%s", expect, text);
+    cr_expect(strstr(text, "untrained (the initial weights of seed 0)"), "%s", text);
+    free(text);
+}
+
 Test(train, a_short_run_lowers_the_loss_and_writes_its_outputs, .init = cr_redirect_stdout,
      .timeout = 600) {
     const char *data = make_dataset();
