@@ -18,4 +18,7 @@ int clcl_cli_report(const char *what);
 /* Prints "clcl CMD: <message>" to stderr and returns 2, the exit status of bad usage. */
 int clcl_cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* 1 when path names a directory (it ends in '/' or is one), so cannot be a file to write. */
+int clcl_cli_names_directory(const char *path);
+
 #endif

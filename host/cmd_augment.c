@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <stb_image_write.h>
 
@@ -28,13 +27,12 @@ typedef struct {
 
 /* The first bad option's message, as `clcl_cli_usage` prints it (and 2), or 0. */
 static int bad_options(const augment_options *o) {
-    struct stat sb;
     if (!o->dataset)
         return clcl_cli_usage("augment", "--dataset NAME is required (fashion-mnist, mnist, "
                                          "cifar10, cifar100, stl10 or folder)");
     if (!o->out || !*o->out)
         return clcl_cli_usage("augment", "--out FILE.png is required");
-    if (o->out[strlen(o->out) - 1] == '/' || (stat(o->out, &sb) == 0 && S_ISDIR(sb.st_mode)))
+    if (clcl_cli_names_directory(o->out))
         return clcl_cli_usage("augment", "--out %s is a directory; expected the PNG file to write",
                               o->out);
     if (o->count < 1 || o->count > MAX_COUNT)

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
 #include "clcl/check.h"
@@ -68,9 +67,7 @@ int clcl_cmd_check(int argc, char **argv) {
         return 1;
     }
     int parsed = parse(argc, argv, &cfg, devices, &json);
-    struct stat sb;
-    if (parsed == 0 && json && *json &&
-        (json[strlen(json) - 1] == '/' || (stat(json, &sb) == 0 && S_ISDIR(sb.st_mode)))) {
+    if (parsed == 0 && json && clcl_cli_names_directory(json)) {
         parsed =
             clcl_cli_usage("check", "--json %s is a directory; expected the file to write", json);
     }

@@ -14,6 +14,7 @@
 #include "clcl/eval.h"
 #include "clcl/fileio.h"
 #include "clcl/loader.h"
+#include "clcl/log.h"
 #include "clcl/loss.h"
 #include "clcl/model.h"
 #include "clcl/schedule.h"
@@ -68,11 +69,11 @@ clcl_status clcl_run_open_data(clcl_run *r) {
     CLCL_TRY(clcl_dataset_open(&dc, &r->test));
 
     const int bank = clcl_dataset_count(r->bank ? r->bank : r->train);
-    if (c->knn_k > bank)
-        return clcl_fail(CLCL_ERR_ARGUMENT,
-                         "--knn-k %d: more neighbours than the kNN bank's %d images; expected at "
-                         "most %d",
-                         c->knn_k, bank, bank);
+    if (c->knn_k > bank) /* a small subset with the default k is common: say so, go on */
+        CLCL_LOG_WARN("train",
+                      "--knn-k %d is more than the kNN bank's %d images; the monitor "
+                      "uses all %d",
+                      c->knn_k, bank, bank);
     return CLCL_OK;
 }
 
