@@ -76,28 +76,43 @@ static char *slurp(const char *path, size_t *size) {
     return s;
 }
 
-/* Whether run directories x and y hold byte-identical copies of file `name`. */
-static int same_file(const char *x, const char *y, const char *name) {
-    char path[700];
-    size_t nx, ny;
-    snprintf(path, sizeof path, "%s/%s", x, name);
-    char *fx = slurp(path, &nx);
-    snprintf(path, sizeof path, "%s/%s", y, name);
-    char *fy = slurp(path, &ny);
-    int same = nx == ny && memcmp(fx, fy, nx) == 0;
-    free(fx);
-    free(fy);
+/* Whether the file at `path` holds exactly the `size` bytes at `bytes`. */
+static int holds_bytes(const char *path, const char *bytes, size_t size) {
+    size_t n;
+    char *content = slurp(path, &n);
+    int same = n == size && memcmp(content, bytes, n) == 0;
+    free(content);
     return same;
 }
 
-/* The "loss" of the first metrics.jsonl record that contains `pattern`. */
-static double logged_loss(const char *out, const char *pattern) {
-    char *log = slurp(test_join(out, "metrics.jsonl"), NULL);
+/* Whether run directories x and y hold byte-identical copies of file `name`. */
+static int same_file(const char *x, const char *y, const char *name) {
+    char path[700];
+    size_t nx;
+    snprintf(path, sizeof path, "%s/%s", x, name);
+    char *fx = slurp(path, &nx);
+    snprintf(path, sizeof path, "%s/%s", y, name);
+    int same = holds_bytes(path, fx, nx);
+    free(fx);
+    return same;
+}
+
+/* Field `key` ("loss", "knn_top1") of the first metrics.jsonl record that contains
+ * `pattern`. */
+static double logged(const char *out, const char *pattern, const char *key) {
+    char *log = slurp(test_join(out, "metrics.jsonl"), NULL), field[40];
     char *p = strstr(log, pattern);
     cr_assert_not_null(p, "no record %s in\n%s", pattern, log);
-    double loss = strtod(strstr(p, "\"loss\":") + 7, NULL);
+    snprintf(field, sizeof field, "\"%s\":", key);
+    char *at = strstr(p, field);
+    cr_assert_not_null(at, "no %s after %s in\n%s", field, pattern, log);
+    double value = strtod(at + strlen(field), NULL);
     free(log);
-    return loss;
+    return value;
+}
+
+static double logged_loss(const char *out, const char *pattern) {
+    return logged(out, pattern, "loss");
 }
 
 /* The mean loss of epoch e. */
@@ -200,7 +215,7 @@ Test(train, a_non_finite_loss_stops_the_run_naming_the_step_and_checkpoint,
     fprintf(f, "%.*s\"lr\": 1e30%s", (int)(lr - text), text, strchr(lr, ','));
     fclose(f);
     free(text);
-    size_t before_size, after_size;
+    size_t before_size;
     char *before = slurp(test_join(late, "checkpoint/model.safetensors"), &before_size);
     char *resume[] = {"--resume", late, "--epochs", "2"};
     cr_expect_eq(clcl_cmd_train(4, resume), 1);
@@ -208,11 +223,9 @@ Test(train, a_non_finite_loss_stops_the_run_naming_the_step_and_checkpoint,
                   strstr(clcl_last_error(), "The last good checkpoint is ") &&
                   strstr(clcl_last_error(), "late/checkpoint"),
               "%s", clcl_last_error());
-    char *after = slurp(test_join(late, "checkpoint/model.safetensors"), &after_size);
-    cr_expect(before_size == after_size && memcmp(before, after, after_size) == 0,
+    cr_expect(holds_bytes(test_join(late, "checkpoint/model.safetensors"), before, before_size),
               "the last good checkpoint changed");
     free(before);
-    free(after);
 }
 
 /* clcl eval --untrained rebuilds the network a run started from: its kNN accuracy is the one
@@ -223,18 +236,14 @@ Test(train, eval_untrained_scores_the_network_the_run_started_from, .init = cr_r
     char out[600];
     snprintf(out, sizeof out, "%s/run", test_temp_dir("untrained"));
     cr_assert_eq(train(data, out, "--epochs 1 --eval-every 1"), 0, "%s", clcl_last_error());
-    char *log = slurp(test_join(out, "metrics.jsonl"), NULL);
-    const char *record = strstr(log, "{\"type\":\"epoch\",\"epoch\":0,"), *key = "\"knn_top1\":";
-    cr_assert_not_null(record, "no epoch 0 record in:\n%s", log);
-    double logged = strtod(strstr(record, key) + strlen(key), NULL);
-    free(log);
+    double untrained = logged(out, "{\"type\":\"epoch\",\"epoch\":0,", "knn_top1");
 
     char *argv[] = {"--checkpoint", out, "--untrained", "--probe-epochs", "0", "--knn-k", "20"};
     cr_expect_eq(clcl_cmd_eval(7, argv), 0, "%s", clcl_last_error());
     fflush(stdout);
     char *text = test_read_all(cr_get_redirected_stdout());
     char expect[80];
-    snprintf(expect, sizeof expect, "kNN (k 20, temperature 0.1): top-1 %.2f%%", 100 * logged);
+    snprintf(expect, sizeof expect, "kNN (k 20, temperature 0.1): top-1 %.2f%%", 100 * untrained);
     cr_expect(strstr(text, expect), "no \"%s\" in:\n%s", expect, text);
     cr_expect(strstr(text, "untrained (the initial weights of seed 0)"), "%s", text);
     free(text);
